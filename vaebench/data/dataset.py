@@ -1,0 +1,97 @@
+"""The in-memory dataset every model, metric and tracker works on."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from vaebench.errors import VaebenchError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Cells x genes as one float32 matrix, with cell ids, gene names and the cells' annotations.
+
+    ``obs`` holds every per-cell annotation the source had (one row per cell, in the order of ``X``);
+    ``label_key`` names the column used as ground truth for scoring.
+    """
+
+    name: str
+    X: np.ndarray
+    obs: pd.DataFrame
+    label_key: str
+    cell_ids: np.ndarray
+    gene_names: np.ndarray
+    description: str = ""
+    _hash: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.X.ndim != 2:
+            raise VaebenchError(f"Dataset {self.name!r} is not a 2-d cells x genes matrix.")
+        if self.X.dtype != np.float32:
+            object.__setattr__(self, "X", np.ascontiguousarray(self.X, dtype=np.float32))
+        n_cells, n_genes = self.X.shape
+        if n_cells < 2:
+            raise VaebenchError(f"Dataset {self.name!r} has {n_cells} cell(s); at least two are needed.")
+        if not np.isfinite(self.X).all():
+            bad = int((~np.isfinite(self.X)).sum())
+            raise VaebenchError(
+                f"Dataset {self.name!r} has {bad} NaN or infinite value(s) in its expression matrix."
+            )
+        if len(self.cell_ids) != n_cells or len(self.obs) != n_cells:
+            raise VaebenchError(
+                f"Dataset {self.name!r} has {n_cells} cells in its matrix but {len(self.cell_ids)} cell ids "
+                f"and {len(self.obs)} annotation rows."
+            )
+        if len(self.gene_names) != n_genes:
+            raise VaebenchError(
+                f"Dataset {self.name!r} has {n_genes} genes in its matrix but {len(self.gene_names)} gene names."
+            )
+        if self.label_key not in self.obs.columns:
+            raise VaebenchError(
+                f"Label column {self.label_key!r} is not in dataset {self.name!r}; "
+                f"its columns are: {', '.join(map(str, self.obs.columns)) or '(none)'}."
+            )
+        if self.obs[self.label_key].isna().any():
+            raise VaebenchError(f"Label column {self.label_key!r} of dataset {self.name!r} has missing values.")
+        if self.obs[self.label_key].nunique() < 2:
+            raise VaebenchError(
+                f"Label column {self.label_key!r} of dataset {self.name!r} has a single class; "
+                "scoring needs at least two."
+            )
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_genes(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The ground-truth labels as strings, one per cell."""
+        return self.obs[self.label_key].astype(str).to_numpy()
+
+    @property
+    def label_keys(self) -> list[str]:
+        """The annotation columns that could serve as labels."""
+        return [str(c) for c in self.obs.columns]
+
+    def with_label_key(self, label_key: str) -> Dataset:
+        """The same data scored against another annotation column."""
+        return Dataset(self.name, self.X, self.obs, label_key, self.cell_ids, self.gene_names, self.description)
+
+    def content_hash(self) -> str:
+        """A short SHA-256 of the matrix, cell ids, gene names and labels: equal data, equal hash."""
+        if not self._hash:
+            digest = hashlib.sha256()
+            digest.update(str(self.X.shape).encode())
+            digest.update(np.ascontiguousarray(self.X).tobytes())
+            for values in (self.cell_ids, self.gene_names, self.labels):
+                digest.update("\x1f".join(map(str, values)).encode())
+            self._hash.append(digest.hexdigest()[:16])
+        return self._hash[0]
