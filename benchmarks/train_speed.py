@@ -1,0 +1,91 @@
+"""How close the training loop comes to the arithmetic it cannot avoid, on PBMC3k's shape.
+
+Trains the study's deep autoencoder (``ae``, text variant) on random data of 2,638 cells x 13,714 genes
+for a few epochs with the project's own loop, and measures in the same process the "floor": the five large
+matrix products one epoch needs (first-layer forward ``X W1``, last-layer forward ``H W8``, the last layer's
+weight gradient and input gradient, the first layer's weight gradient), with batches of the same size.
+The last line printed is one JSON object: seconds_per_epoch, floor_seconds_per_epoch, ratio, peak_rss_mb.
+
+    python benchmarks/train_speed.py [--epochs 5] [--repeats 3] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from vaebench.hardware import cpu_name, set_threads
+from vaebench.models import ModelOptions, get_model
+from vaebench.train import as_tensor, seed_everything, train
+
+N_CELLS, N_GENES = 2638, 13714
+
+
+def floor_seconds_per_epoch(X: torch.Tensor, batch_size: int, first: int, last: int, repeats: int) -> float:
+    """Median time of one epoch's five large matrix products, batch by batch."""
+    w1 = torch.randn(first, X.shape[1]) * 0.01
+    w8 = torch.randn(X.shape[1], last) * 0.01
+    h7 = torch.randn(batch_size, last)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for start in range(0, X.shape[0], batch_size):
+            xb = X[start : start + batch_size]
+            hb = h7[: xb.shape[0]]
+            h1 = xb @ w1.T  # first layer forward
+            out = hb @ w8.T  # last layer forward
+            _ = out.T @ hb  # last layer weight gradient (grad_out^T H)
+            _ = out @ w8  # last layer input gradient (grad_out W8)
+            _ = h1.T @ xb  # first layer weight gradient (grad_h1^T X)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per timed training run")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    args = parser.parse_args()
+
+    threads = set_threads(args.threads)
+    rng = np.random.default_rng(0)
+    X = as_tensor(rng.standard_normal((N_CELLS, N_GENES), dtype=np.float32), torch.device("cpu"))
+    spec = get_model("ae")
+    per_epoch = []
+    for repeat in range(args.repeats):
+        seed_everything(repeat)
+        model = spec.build(N_GENES, ModelOptions())
+        result = train(model, X, epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, seed=repeat)
+        per_epoch.append(result.seconds_per_epoch)
+    floor = floor_seconds_per_epoch(X, args.batch_size, first=128, last=128, repeats=max(3, args.repeats))
+    seconds = statistics.median(per_epoch)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"cpu: {cpu_name()}  threads: {threads}  torch {torch.__version__}")
+    print(
+        f"training  s/epoch (median of {args.repeats}): {seconds:.3f}   all: {[round(t, 3) for t in per_epoch]}"
+    )
+    print(f"floor     s/epoch (five matrix products):  {floor:.3f}")
+    summary = {
+        "seconds_per_epoch": round(seconds, 4),
+        "floor_seconds_per_epoch": round(floor, 4),
+        "ratio": round(seconds / floor, 3),
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        "threads": threads,
+        "cells": N_CELLS,
+        "genes": N_GENES,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

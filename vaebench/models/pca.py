@@ -1,0 +1,24 @@
+"""The linear baseline: principal component analysis to the same latent size.
+
+Pearson (1901); Halko, Martinsson & Tropp (2011) for the randomized solver scikit-learn picks on wide data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+
+class PCAModel:
+    """scikit-learn PCA behind the same fit/encode interface the runner uses for every model."""
+
+    def __init__(self, latent_dim: int, seed: int) -> None:
+        self.latent_dim = latent_dim
+        self.pca = PCA(n_components=latent_dim, random_state=seed)
+
+    def fit(self, X: np.ndarray) -> PCAModel:
+        self.pca.fit(X)
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        return self.pca.transform(X).astype(np.float32)

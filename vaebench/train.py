@@ -1,0 +1,121 @@
+"""The one training loop for every torch model.
+
+The data live as one float32 tensor on the training device and mini-batches are gathered from a shuffled
+index: no per-cell ``Dataset`` or ``DataLoader``, which on an in-memory cells x genes matrix spends several
+times the arithmetic's own time in Python and collation (see ``benchmarks/train_speed.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from vaebench.errors import VaebenchError
+from vaebench.hardware import cpu_name, keep_freed_memory
+from vaebench.models.base import LatentModel
+
+EpochCallback = Callable[[int, float], None]
+"""Called after each epoch with (epoch number from 1, mean training loss); may raise to stop training."""
+
+
+class TrainingDiverged(VaebenchError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    """What one training run measured: the loss curve and its timing, with the machine beside it."""
+
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    threads: int = 1
+    device: str = "cpu"
+    cpu: str = ""
+
+    @property
+    def epochs(self) -> int:
+        return len(self.losses)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return self.seconds / max(self.epochs, 1)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA) and NumPy so the same seed repeats the same run."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def as_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The whole matrix as one contiguous float32 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
+
+
+def train(
+    model: LatentModel,
+    X: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Train ``model`` on the rows of ``X`` with Adam for ``epochs`` passes of shuffled mini-batches.
+
+    The shuffling uses its own generator seeded by ``seed``; wall and CPU (process) seconds cover the
+    epochs only, less the time spent in ``on_epoch`` (a tuning study's intermediate scoring). A loss that becomes NaN or infinite raises :class:`TrainingDiverged` naming the epoch.
+    """
+    device = X.device
+    keep_freed_memory()
+    model.to(device).train()
+    # The fused kernel updates each parameter in one pass instead of one pass per Adam operation.
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    shuffle = torch.Generator().manual_seed(seed)
+    n_cells = X.shape[0]
+    result = TrainResult(threads=torch.get_num_threads(), device=str(device), cpu=cpu_name())
+
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    callback_wall = callback_cpu = 0.0
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(n_cells, generator=shuffle).to(device)
+        total = torch.zeros((), device=device)
+        for start in range(0, n_cells, batch_size):
+            batch = X.index_select(0, order[start : start + batch_size])
+            optimizer.zero_grad(set_to_none=True)
+            loss = model.loss(batch)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * batch.shape[0]
+        epoch_loss = float(total) / n_cells
+        if not math.isfinite(epoch_loss):
+            raise TrainingDiverged(
+                f"Training diverged: the loss became {epoch_loss} at epoch {epoch} of {epochs}; "
+                "try a smaller learning rate or beta."
+            )
+        result.losses.append(epoch_loss)
+        if on_epoch is not None:
+            hook_wall, hook_cpu = time.perf_counter(), time.process_time()
+            on_epoch(epoch, epoch_loss)
+            callback_wall += time.perf_counter() - hook_wall
+            callback_cpu += time.process_time() - hook_cpu
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    result.seconds = time.perf_counter() - wall0 - callback_wall
+    result.cpu_seconds = time.process_time() - cpu0 - callback_cpu
+    return result
+
+
+@torch.no_grad()
+def encode(model: LatentModel, X: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """The model's deterministic latent code of every row of ``X``, as a NumPy array."""
+    model.eval()
+    codes = [model.encode(X[start : start + batch_size]) for start in range(0, X.shape[0], batch_size)]
+    return torch.cat(codes).cpu().numpy().astype(np.float32)
