@@ -71,7 +71,8 @@ def train(
     """Train ``model`` on the rows of ``X`` with Adam for ``epochs`` passes of shuffled mini-batches.
 
     The shuffling uses its own generator seeded by ``seed``; wall and CPU (process) seconds cover the
-    epochs only, less the time spent in ``on_epoch`` (a tuning study's intermediate scoring). A loss that becomes NaN or infinite raises :class:`TrainingDiverged` naming the epoch.
+    epochs only, less the time spent in ``on_epoch`` (a tuning study's intermediate scoring).
+    A loss that becomes NaN or infinite raises :class:`TrainingDiverged` naming the epoch.
     """
     device = X.device
     keep_freed_memory()
