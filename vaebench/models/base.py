@@ -30,3 +30,7 @@ class LatentModel(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The latent code used for scoring (the posterior mean for variational models)."""
         raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Cells in, latent codes out: what a saved model serves."""
+        return self.encode(x)

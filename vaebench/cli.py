@@ -1,0 +1,271 @@
+"""The ``vaebench`` command: parses options, calls the library, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vaebench.config import RunConfig, parse_hidden
+from vaebench.errors import VaebenchError
+
+app = typer.Typer(
+    name="vaebench",
+    help="Benchmark autoencoders on single-cell RNA-seq data with the protocol of the seed study, tracked in MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_EXPERIMENT = "vaebench"
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's default sqlite:///mlflow.db here).",
+        rich_help_panel="MLflow",
+    ),
+]
+Experiment = Annotated[
+    str, typer.Option("--experiment", help="MLflow experiment name.", rich_help_panel="MLflow")
+]
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a user's mistake into one sentence on stderr and exit code 2; anything else is a bug."""
+    try:
+        yield
+    except VaebenchError as error:
+        err.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+    except KeyboardInterrupt:
+        err.print("Interrupted; what was logged so far is kept (the run is marked KILLED).")
+        raise typer.Exit(code=130) from None
+
+
+def configure_tracking(tracking_uri: str | None, experiment: str) -> str:
+    from vaebench import tracking
+
+    return tracking.configure(tracking_uri, experiment)
+
+
+@contextlib.contextmanager
+def epoch_progress(total: int, description: str) -> Iterator[Any]:
+    """A progress bar of epochs on a terminal; nothing when stderr is not one (logs, CI)."""
+    if not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(description, total=total, loss="-")
+
+        def advance(epoch: int, loss: float, model: Any) -> None:
+            progress.update(task, completed=epoch, loss=f"{loss:.4g}")
+
+        yield advance
+
+
+def print_scores(title: str, metrics: dict[str, float]) -> None:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}")
+    out.print(table)
+
+
+def print_run_location(tracking_uri: str, experiment: str, run_id: str) -> None:
+    out.print(f"MLflow run [bold]{run_id}[/] in experiment [bold]{experiment}[/] at {tracking_uri}")
+    out.print(f"  browse it with: mlflow ui --backend-store-uri {tracking_uri}", highlight=False)
+
+
+@app.command()
+def run(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to train (see `vaebench list`).")] = "ae",
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Registered dataset (default pbmc68k).", rich_help_panel="Data"),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Your own data: .h5ad, 10x folder or CSV.", rich_help_panel="Data"),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels", help="Labels CSV for a 10x folder or a genes x cells CSV.", rich_help_panel="Data"
+        ),
+    ] = None,
+    label_key: Annotated[
+        str | None,
+        typer.Option("--label-key", help="Annotation column used as ground truth.", rich_help_panel="Data"),
+    ] = None,
+    beta: Annotated[float, typer.Option(help="Weight of the KL term (beta_vae, beta_vsc).")] = RunConfig.beta,
+    seed: Annotated[
+        int, typer.Option(help="Seed of weights, batches, sampling, t-SNE and k-means.")
+    ] = RunConfig.seed,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = RunConfig.epochs,
+    latent_dim: Annotated[
+        int, typer.Option("--latent-dim", help="Size of the latent code.")
+    ] = RunConfig.latent_dim,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = RunConfig.lr,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Cells per mini-batch.")
+    ] = RunConfig.batch_size,
+    variant: Annotated[
+        str, typer.Option(help="Layer widths of the study's 'text' or of its published 'code'.")
+    ] = RunConfig.variant,
+    hidden: Annotated[
+        str | None, typer.Option(help="Encoder trunk widths, e.g. 128,32 (decoder mirrors).")
+    ] = None,
+    perplexity: Annotated[
+        float, typer.Option(help="t-SNE perplexity.", rich_help_panel="Evaluation")
+    ] = RunConfig.perplexity,
+    n_init: Annotated[
+        int, typer.Option("--n-init", help="k-means restarts.", rich_help_panel="Evaluation")
+    ] = RunConfig.n_init,
+    tsne_3d: Annotated[
+        bool,
+        typer.Option(
+            "--tsne-3d/--no-tsne-3d",
+            help="Also compute and plot the 3-d t-SNE.",
+            rich_help_panel="Evaluation",
+        ),
+    ] = True,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for torch (default: all cores).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = RunConfig.device,
+    tracking_uri: TrackingUri = None,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+) -> None:
+    """Train one model on one dataset, score it with the study's protocol and log it all to MLflow."""
+    with user_errors():
+        config = RunConfig(
+            model=model,
+            dataset=dataset if dataset is not None or data is None else None,
+            data_path=str(data) if data is not None else None,
+            labels_path=str(labels) if labels is not None else None,
+            label_key=label_key,
+            beta=beta,
+            seed=seed,
+            epochs=epochs,
+            latent_dim=latent_dim,
+            lr=lr,
+            batch_size=batch_size,
+            variant=variant,
+            hidden=parse_hidden(hidden),
+            perplexity=perplexity,
+            n_init=n_init,
+            tsne_3d=tsne_3d,
+            threads=threads,
+            device=device,
+        )
+        if dataset is not None and data is not None:
+            raise VaebenchError("Give either --dataset or --data, not both.")
+        config = config.validate()
+        from vaebench.runner import load_for, run_and_log
+
+        dataset_obj = load_for(config)
+        uri = configure_tracking(tracking_uri, experiment)
+        out.print(
+            f"Training [bold]{config.model}[/] on {dataset_obj.name} ({dataset_obj.n_cells} cells x "
+            f"{dataset_obj.n_genes} genes, labels {dataset_obj.label_key!r}) for {config.epochs} epochs",
+            highlight=False,
+        )
+        with epoch_progress(config.epochs, config.model) as on_epoch:
+            outcome, run_id = run_and_log(config, dataset=dataset_obj, on_epoch=on_epoch)
+        training = outcome.training
+        print_scores(
+            f"{config.model} on {dataset_obj.name} ({dataset_obj.label_key})", outcome.evaluation.metrics
+        )
+        out.print(
+            f"Training: {training.seconds:.2f} s wall, {training.cpu_seconds:.2f} s CPU"
+            + (f", {training.seconds_per_epoch:.4f} s/epoch" if training.epochs else "")
+            + f" on {training.device} ({training.cpu}, {training.threads} threads)",
+            highlight=False,
+        )
+        print_run_location(uri, experiment, run_id)
+
+
+@app.command()
+def evaluate(
+    path: Annotated[
+        Path,
+        typer.Argument(help="CSV (cell ids first, one column per dimension, the label column) or .h5ad."),
+    ],
+    label_column: Annotated[
+        str, typer.Option("--label-column", help="Column holding the ground-truth labels.")
+    ],
+    obsm: Annotated[str | None, typer.Option(help="For .h5ad: the obsm key of the embedding.")] = None,
+    name: Annotated[str, typer.Option(help="Name the run carries as its model.")] = "external",
+    seed: Annotated[int, typer.Option(help="Seed of t-SNE and k-means.")] = 0,
+    perplexity: Annotated[float, typer.Option(help="t-SNE perplexity.")] = RunConfig.perplexity,
+    n_init: Annotated[int, typer.Option("--n-init", help="k-means restarts.")] = RunConfig.n_init,
+    tsne_3d: Annotated[
+        bool, typer.Option("--tsne-3d/--no-tsne-3d", help="Also compute and plot the 3-d t-SNE.")
+    ] = True,
+    tracking_uri: TrackingUri = None,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+) -> None:
+    """Score an embedding made elsewhere with the same protocol and log it as a run.
+
+    Embeddings of 2 dimensions are scored as they are, without t-SNE, as the study did.
+    """
+    with user_errors():
+        if perplexity <= 0 or n_init < 1:
+            raise VaebenchError("--perplexity must be positive and --n-init at least 1.")
+        from vaebench.evaluate import ProtocolSettings
+        from vaebench.external import read_embedding
+        from vaebench.runner import evaluate_external_and_log
+
+        embedding = read_embedding(path, label_column, obsm)
+        settings = ProtocolSettings(perplexity=perplexity, n_init=n_init, tsne_3d=tsne_3d, seed=seed)
+        uri = configure_tracking(tracking_uri, experiment)
+        evaluation, run_id = evaluate_external_and_log(embedding, settings, name=name)
+        print_scores(f"{name}: {path.name} ({label_column})", evaluation.metrics)
+        print_run_location(uri, experiment, run_id)
+
+
+@app.command("list")
+def list_registries() -> None:
+    """Name the registered models, metrics and datasets."""
+    from vaebench.data import DATASETS
+    from vaebench.evaluate import METRICS
+    from vaebench.models import MODELS
+
+    for title, rows in (
+        ("Models", [(m.name, m.description, m.reference) for m in MODELS.values()]),
+        ("Metrics", [(m.name, m.description, m.reference) for m in METRICS.values()]),
+        ("Datasets", [(d.name, d.description, f"labels: {d.default_label_key}") for d in DATASETS.values()]),
+    ):
+        table = Table(title=title, show_header=False, title_justify="left")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

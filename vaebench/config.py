@@ -1,0 +1,144 @@
+"""The configuration of one run: defaults from the study, validation, flat parameters and a stable hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from vaebench.errors import VaebenchError
+from vaebench.models import get_model
+from vaebench.models.architecture import VARIANTS
+
+# Fields that say how a run is executed, not what it computes: left out of the config hash.
+EXECUTION_FIELDS = frozenset({"threads", "device", "progress"})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training-and-scoring run.
+
+    Defaults follow the seed study: latent 6, Adam with learning rate 1e-3, batch 256, 200 epochs, beta 2,
+    t-SNE perplexity 40, k-means with 100 restarts; the layer widths follow the study's text
+    (``variant="text"``; ``"code"`` gives the widths of its published code).
+    """
+
+    model: str = "ae"
+    dataset: str | None = "pbmc68k"
+    data_path: str | None = None
+    labels_path: str | None = None
+    label_key: str | None = None
+    beta: float = 2.0
+    seed: int = 0
+    epochs: int = 200
+    latent_dim: int = 6
+    lr: float = 1e-3
+    batch_size: int = 256
+    variant: str = "text"
+    hidden: tuple[int, ...] | None = None
+    vsc_alpha: float = 0.5
+    vsc_c: float = 50.0
+    perplexity: float = 40.0
+    n_init: int = 100
+    tsne_3d: bool = True
+    threads: int | None = None
+    device: str = "auto"
+
+    def validate(self) -> RunConfig:
+        """Check every setting that can be checked before data are loaded; return self."""
+        spec = get_model(self.model)
+        checks: list[tuple[bool, str]] = [
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}."),
+            (self.lr > 0, f"--lr must be positive, got {self.lr}."),
+            (self.beta >= 0, f"--beta must be zero or positive, got {self.beta}."),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}."),
+            (self.latent_dim >= 1, f"--latent-dim must be at least 1, got {self.latent_dim}."),
+            (self.perplexity > 0, f"--perplexity must be positive, got {self.perplexity}."),
+            (self.n_init >= 1, f"--n-init must be at least 1, got {self.n_init}."),
+            (self.threads is None or self.threads >= 1, f"--threads must be at least 1, got {self.threads}."),
+            (0 < self.vsc_alpha < 1, f"The VSC prior spike probability must lie in (0, 1), got {self.vsc_alpha}."),
+            (self.vsc_c > 0, f"The VSC selection steepness c must be positive, got {self.vsc_c}."),
+            (self.variant in VARIANTS, f"Unknown variant {self.variant!r}; known variants are: {', '.join(VARIANTS)}."),
+            (self.seed >= 0, f"--seed must be zero or positive, got {self.seed}."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise VaebenchError(message)
+        if self.hidden is not None and (not self.hidden or min(self.hidden) < 1):
+            raise VaebenchError(f"--hidden must be positive layer widths such as 128,32, got {self.hidden}.")
+        if self.data_path is not None and self.dataset is not None:
+            # A file replaces the named dataset.
+            return replace(self, dataset=None).validate()
+        if not spec.has_beta and self.beta != RunConfig.beta:
+            # beta has no meaning for this model; keep the hash independent of it.
+            return replace(self, beta=RunConfig.beta).validate()
+        return self
+
+    def check_against(self, n_cells: int, n_genes: int) -> None:
+        """Settings that depend on the data: the latent must be smaller than the gene count."""
+        if self.latent_dim >= n_genes:
+            raise VaebenchError(
+                f"--latent-dim {self.latent_dim} is not below the dataset's {n_genes} genes; pick a smaller latent."
+            )
+        if self.latent_dim >= n_cells:
+            raise VaebenchError(f"--latent-dim {self.latent_dim} is not below the dataset's {n_cells} cells.")
+
+    def params(self) -> dict[str, Any]:
+        """Flat parameters for logging: every field, tuples as comma-separated text, None as ``None``."""
+        flat = {}
+        for key, value in asdict(self).items():
+            flat[key] = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        return flat
+
+    def config_hash(self) -> str:
+        """A stable short hash of every field that changes the result (execution settings left out)."""
+        result_fields = {k: v for k, v in self.params().items() if k not in EXECUTION_FIELDS}
+        payload = json.dumps(result_fields, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> RunConfig:
+        """Rebuild a configuration from :meth:`params` output (or overrides typed as ``name=value``)."""
+        unknown = sorted(set(params) - set(cls.field_names()))
+        if unknown:
+            raise VaebenchError(
+                f"Unknown setting(s) {', '.join(unknown)}; known settings are: {', '.join(cls.field_names())}."
+            )
+        defaults = cls()
+        values: dict[str, Any] = {}
+        for key, raw in params.items():
+            values[key] = _coerce(key, raw, getattr(defaults, key))
+        return replace(defaults, **values)
+
+
+def parse_hidden(text: str | None) -> tuple[int, ...] | None:
+    """``"128,32"`` -> ``(128, 32)``; empty or None -> None."""
+    if text is None or str(text).strip() in ("", "None"):
+        return None
+    try:
+        return tuple(int(part) for part in str(text).split(","))
+    except ValueError:
+        raise VaebenchError(f"--hidden must be comma-separated integers such as 128,32, got {text!r}.") from None
+
+
+def _coerce(key: str, raw: Any, default: Any) -> Any:
+    if key == "hidden":
+        return parse_hidden(raw) if not isinstance(raw, tuple) else raw
+    if raw is None or raw == "None":
+        return None
+    if isinstance(raw, str):
+        kind = type(default) if default is not None else None
+        if key in ("threads", "seed", "epochs", "latent_dim", "batch_size", "n_init"):
+            kind = int
+        try:
+            if kind is bool:
+                return raw.strip().lower() in ("1", "true", "yes")
+            return kind(raw) if kind is not None else raw
+        except ValueError:
+            raise VaebenchError(f"Setting {key} must be a {kind.__name__}, got {raw!r}.") from None
+    return raw

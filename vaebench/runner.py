@@ -1,0 +1,295 @@
+"""The single run: dataset -> model -> training -> evaluation -> MLflow.
+
+``fit_and_score`` is the pure part (no files, no MLflow) that sweeps and tuning studies reuse;
+``run_and_log`` wraps it in one MLflow run with every parameter, score, figure and the trained model.
+Nothing else knows how a run is made.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from vaebench import __version__, tracking
+from vaebench.config import RunConfig
+from vaebench.data import Dataset, load_dataset
+from vaebench.evaluate import (
+    Evaluation,
+    ProtocolSettings,
+    evaluate_embedding,
+    kmeans_comparison_figure,
+    loss_curve_figure,
+    score_heatmap,
+    tsne3d_figure,
+    tsne_figure,
+)
+from vaebench.external import ExternalEmbedding
+from vaebench.hardware import cpu_name, resolve_device, set_threads
+from vaebench.models import ModelOptions, PCAModel, get_model
+from vaebench.train import EpochCallback, TrainResult, as_tensor, encode, seed_everything, train
+
+EpochHook = Callable[[int, float, Any], None]
+"""Called after each epoch with (epoch, loss, model); a tuning study scores and prunes here."""
+
+
+@dataclass
+class RunOutcome:
+    """Everything one run produced, before anything is written anywhere."""
+
+    config: RunConfig
+    dataset: Dataset
+    model: Any
+    latent: np.ndarray
+    training: TrainResult
+    evaluation: Evaluation
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Scores and timings under the names the runs are compared by."""
+        metrics = dict(self.evaluation.metrics)
+        metrics["train.seconds"] = self.training.seconds
+        metrics["train.cpu_seconds"] = self.training.cpu_seconds
+        if self.training.epochs:
+            metrics["train.seconds_per_epoch"] = self.training.seconds_per_epoch
+            metrics["train.final_loss"] = self.training.losses[-1]
+        return metrics
+
+
+def load_for(config: RunConfig) -> Dataset:
+    """The dataset a configuration names, checked against the configuration."""
+    dataset = load_dataset(
+        config.dataset, path=config.data_path, label_key=config.label_key, labels_path=config.labels_path
+    )
+    config.check_against(dataset.n_cells, dataset.n_genes)
+    return dataset
+
+
+def fit(
+    config: RunConfig, dataset: Dataset, on_epoch: EpochHook | None = None
+) -> tuple[Any, np.ndarray, TrainResult]:
+    """Build the configured model, fit it to the dataset and return it with the latent code of every cell."""
+    spec = get_model(config.model)
+    seed_everything(config.seed)
+    if not spec.is_torch:
+        model = PCAModel(config.latent_dim, config.seed)
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        model.fit(dataset.X)
+        result = TrainResult(
+            seconds=time.perf_counter() - wall0,
+            cpu_seconds=time.process_time() - cpu0,
+            threads=torch.get_num_threads(),
+            cpu=cpu_name(),
+        )
+        return model, model.encode(dataset.X), result
+    options = ModelOptions(
+        latent_dim=config.latent_dim,
+        beta=config.beta,
+        variant=config.variant,
+        hidden=config.hidden,
+        vsc_alpha=config.vsc_alpha,
+        vsc_c=config.vsc_c,
+    )
+    model = spec.build(dataset.n_genes, options)
+    X = as_tensor(dataset.X, resolve_device(config.device))
+    callback: EpochCallback | None = None
+    if on_epoch is not None:
+
+        def callback(epoch: int, loss: float) -> None:
+            on_epoch(epoch, loss, model)
+
+    result = train(
+        model,
+        X,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        seed=config.seed,
+        on_epoch=callback,
+    )
+    return model, encode(model, X), result
+
+
+def protocol_for(config: RunConfig) -> ProtocolSettings:
+    return ProtocolSettings(
+        perplexity=config.perplexity, n_init=config.n_init, tsne_3d=config.tsne_3d, seed=config.seed
+    )
+
+
+def fit_and_score(
+    config: RunConfig, dataset: Dataset | None = None, on_epoch: EpochHook | None = None
+) -> RunOutcome:
+    """Train (or fit) the configured model and score its latent code with the study's protocol."""
+    config = config.validate()
+    set_threads(config.threads)
+    dataset = dataset if dataset is not None else load_for(config)
+    model, latent, training = fit(config, dataset, on_epoch)
+    evaluation = evaluate_embedding(latent, dataset.labels, protocol_for(config))
+    return RunOutcome(config, dataset, model, latent, training, evaluation)
+
+
+def dataset_params(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "dataset.name": dataset.name,
+        "dataset.n_cells": dataset.n_cells,
+        "dataset.n_genes": dataset.n_genes,
+        "dataset.hash": dataset.content_hash(),
+        "dataset.label_key": dataset.label_key,
+        "dataset.n_classes": len(set(dataset.labels)),
+    }
+
+
+def machine_tags(threads: int) -> dict[str, Any]:
+    tags: dict[str, Any] = {
+        "cpu": cpu_name(),
+        "threads": threads,
+        "torch_version": torch.__version__,
+        "vaebench_version": __version__,
+        "python_version": platform.python_version(),
+    }
+    commit = tracking.git_commit()
+    if commit:
+        tags["git_commit"] = commit
+    return tags
+
+
+def latent_table(cell_ids: np.ndarray, labels: np.ndarray, latent: np.ndarray) -> pd.DataFrame:
+    """Latent codes with cell ids and labels, one row per cell."""
+    table = pd.DataFrame(latent, columns=[f"z{i}" for i in range(latent.shape[1])])
+    table.insert(0, "label", labels)
+    table.insert(0, "cell_id", cell_ids)
+    return table
+
+
+def log_evaluation(
+    run: tracking.RunHandle,
+    title: str,
+    evaluation: Evaluation,
+    cell_ids: np.ndarray,
+    labels: np.ndarray,
+    latent: np.ndarray,
+) -> None:
+    """Scores, the study's figures and the latent codes of one evaluated embedding."""
+    run.log_metrics(evaluation.metrics)
+    run.log_metrics({f"eval.seconds.{k}": v for k, v in evaluation.seconds.items()})
+    figures = {
+        "figures/tsne2d.png": tsne_figure(evaluation.tsne2d, labels, f"{title}: 2-d t-SNE"),
+        "figures/kmeans_comparison.png": kmeans_comparison_figure(
+            evaluation.tsne2d,
+            labels,
+            evaluation.kmeans_labels,
+            evaluation.kmeans_centroids,
+            f"{title}: k-means on the 2-d t-SNE",
+        ),
+        "figures/scores.png": score_heatmap(score_matrix(evaluation.metrics), f"{title}: scores"),
+    }
+    if evaluation.tsne3d is not None:
+        figures["figures/tsne3d.png"] = tsne3d_figure(evaluation.tsne3d, labels, f"{title}: 3-d t-SNE")
+    for path, figure in figures.items():
+        run.log_figure(figure, path)
+        plt.close(figure)
+    run.log_table(latent_table(cell_ids, labels, latent), "latent/latent_codes.csv")
+    tsne = pd.DataFrame(evaluation.tsne2d, columns=["x", "y"])
+    tsne.insert(0, "label", labels)
+    tsne.insert(0, "cell_id", cell_ids)
+    tsne["kmeans"] = evaluation.kmeans_labels
+    run.log_table(tsne, "latent/tsne2d.csv")
+
+
+def score_matrix(metrics: dict[str, float]) -> pd.DataFrame:
+    """The four partition scores of both k-means blocks as a 2 x 4 table for the heatmap."""
+    rows = {}
+    for block, name in (("tsne_kmeans", "k-means on 2-d t-SNE"), ("latent_kmeans", "k-means on latent")):
+        rows[name] = {m.upper(): metrics.get(f"{block}.{m}", np.nan) for m in ("nmi", "ari", "hom", "com")}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def run_title(config: RunConfig, dataset: Dataset) -> str:
+    beta = f", beta={config.beta:g}" if get_model(config.model).has_beta else ""
+    return f"{config.model}{beta}, seed {config.seed} | {dataset.name} ({dataset.label_key})"
+
+
+def run_and_log(
+    config: RunConfig,
+    *,
+    tags: dict[str, Any] | None = None,
+    parent_run_id: str | None = None,
+    on_epoch: EpochHook | None = None,
+    dataset: Dataset | None = None,
+) -> tuple[RunOutcome, str]:
+    """One MLflow run around :func:`fit_and_score`; returns the outcome and the run id.
+
+    MLflow must already be configured (:func:`vaebench.tracking.configure`). Parameters and tags are
+    written before training starts, so a run that fails or is killed still says what it was.
+    """
+    config = config.validate()
+    threads = set_threads(config.threads)
+    dataset = dataset if dataset is not None else load_for(config)
+    run_tags = {
+        "model": config.model,
+        "seed": config.seed,
+        "config_hash": config.config_hash(),
+        **machine_tags(threads),
+        **(tags or {}),
+    }
+    if get_model(config.model).has_beta:
+        run_tags["beta"] = config.beta
+    with tracking.start_run(
+        run_name=run_title(config, dataset).split(" |")[0], tags=run_tags, parent_run_id=parent_run_id
+    ) as run:
+        run.log_params({**config.params(), **dataset_params(dataset)})
+        run.log_dict(config.params(), "config/config.json")
+        outcome = fit_and_score(config, dataset, on_epoch)
+        run.log_series("train.loss", outcome.training.losses)
+        run.log_metrics(outcome.metrics)
+        run.set_tags({"device": outcome.training.device})
+        title = run_title(config, dataset)
+        log_evaluation(run, title, outcome.evaluation, dataset.cell_ids, dataset.labels, outcome.latent)
+        if outcome.training.losses:
+            figure = loss_curve_figure(outcome.training.losses, f"{title}: training loss")
+            run.log_figure(figure, "figures/loss.png")
+            plt.close(figure)
+        if get_model(config.model).is_torch:
+            run.log_torch_model(outcome.model, dataset.n_genes)
+        else:
+            run.log_sklearn_model(outcome.model.pca)
+        return outcome, run.run_id
+
+
+def evaluate_external_and_log(
+    embedding: ExternalEmbedding,
+    settings: ProtocolSettings,
+    *,
+    name: str,
+    tags: dict[str, Any] | None = None,
+    parent_run_id: str | None = None,
+) -> tuple[Evaluation, str]:
+    """Score an embedding made elsewhere with the study's protocol and log it as a run like any other."""
+    evaluation_tags = {"model": name, "source": "external", **machine_tags(set_threads(None)), **(tags or {})}
+    with tracking.start_run(run_name=name, tags=evaluation_tags, parent_run_id=parent_run_id) as run:
+        run.log_params(
+            {
+                "model": name,
+                "source_path": embedding.source,
+                "label_key": embedding.label_column,
+                "latent_dim": embedding.latent.shape[1],
+                "dataset.n_cells": embedding.latent.shape[0],
+                "dataset.hash": embedding.content_hash(),
+                "dataset.n_classes": len(set(embedding.labels)),
+                "perplexity": settings.perplexity,
+                "n_init": settings.n_init,
+                "seed": settings.seed,
+            }
+        )
+        evaluation = evaluate_embedding(embedding.latent, embedding.labels, settings)
+        title = f"{name} | {Path(embedding.source).name} ({embedding.label_column})"
+        log_evaluation(run, title, evaluation, embedding.cell_ids, embedding.labels, embedding.latent)
+        return evaluation, run.run_id
