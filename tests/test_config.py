@@ -1,0 +1,61 @@
+"""Run configuration: validation in one sentence, flat params, a hash that tracks results only."""
+
+from __future__ import annotations
+
+import pytest
+
+from vaebench.config import RunConfig, parse_hidden
+from vaebench.errors import VaebenchError
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"epochs": 0}, "--epochs must be at least 1"),
+        ({"epochs": -5}, "--epochs must be at least 1"),
+        ({"lr": 0.0}, "--lr must be positive"),
+        ({"lr": -1e-3}, "--lr must be positive"),
+        ({"beta": -1.0, "model": "beta_vae"}, "--beta must be zero or positive"),
+        ({"batch_size": 0}, "--batch-size must be at least 1"),
+        ({"latent_dim": 0}, "--latent-dim must be at least 1"),
+        ({"model": "nope"}, "known models are"),
+        ({"variant": "paper"}, "known variants are: text, code"),
+        ({"threads": 0}, "--threads must be at least 1"),
+    ],
+)
+def test_impossible_settings_are_refused_in_one_sentence(change: dict, message: str) -> None:
+    with pytest.raises(VaebenchError, match=message):
+        RunConfig(**change).validate()
+
+
+def test_latent_must_be_below_the_gene_count() -> None:
+    with pytest.raises(VaebenchError, match="not below the dataset's 6 genes"):
+        RunConfig(latent_dim=6).check_against(n_cells=100, n_genes=6)
+    RunConfig(latent_dim=5).check_against(n_cells=100, n_genes=6)
+
+
+def test_the_hash_changes_with_results_but_not_with_threads_or_device() -> None:
+    base = RunConfig(model="beta_vae")
+    assert base.config_hash() == RunConfig(model="beta_vae").config_hash()
+    assert base.config_hash() == RunConfig(model="beta_vae", threads=1, device="cpu").config_hash()
+    assert base.config_hash() != RunConfig(model="beta_vae", seed=1).config_hash()
+    assert base.config_hash() != RunConfig(model="beta_vae", beta=4.0).config_hash()
+
+
+def test_beta_is_ignored_by_models_without_one() -> None:
+    assert RunConfig(model="pca", beta=7.0).validate().config_hash() == RunConfig(model="pca").config_hash()
+
+
+def test_params_round_trip() -> None:
+    config = RunConfig(model="beta_vsc", hidden=(64, 16), beta=0.5, threads=2)
+    assert RunConfig.from_params(config.params()) == config
+    assert RunConfig.from_params({"latent_dim": "8", "lr": "0.01"}) == RunConfig(latent_dim=8, lr=0.01)
+    with pytest.raises(VaebenchError, match="Unknown setting"):
+        RunConfig.from_params({"latent": "8"})
+
+
+def test_hidden_widths_parse() -> None:
+    assert parse_hidden("128,32") == (128, 32)
+    assert parse_hidden(None) is None
+    with pytest.raises(VaebenchError, match="comma-separated integers"):
+        parse_hidden("128;32")

@@ -1,0 +1,93 @@
+"""The training loop: it learns, it repeats itself for a seed, it stops on divergence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vaebench.models import ModelOptions, get_model
+from vaebench.models.base import LatentModel
+from vaebench.train import TrainingDiverged, as_tensor, encode, seed_everything, train
+
+
+def clustered(n_cells: int = 120, n_genes: int = 30, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 3, size=(3, n_genes))
+    X = centers[rng.integers(0, 3, n_cells)] + rng.normal(0, 0.5, size=(n_cells, n_genes))
+    return as_tensor(X.astype(np.float32), torch.device("cpu"))
+
+
+def trained(name: str, seed: int, epochs: int = 15) -> tuple[list[float], np.ndarray]:
+    X = clustered()
+    seed_everything(seed)
+    model = get_model(name).build(X.shape[1], ModelOptions(latent_dim=3, beta=1.0))
+    result = train(model, X, epochs=epochs, batch_size=32, lr=3e-3, seed=seed)
+    return result.losses, encode(model, X)
+
+
+@pytest.mark.parametrize("name", ["ae", "beta_vae", "beta_vsc"])
+def test_the_loss_goes_down(name: str) -> None:
+    losses, _ = trained(name, seed=0)
+    assert len(losses) == 15
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+
+
+@pytest.mark.parametrize("name", ["ae", "beta_vsc"])
+def test_the_same_seed_repeats_the_run_and_another_seed_does_not(name: str) -> None:
+    losses_a, latent_a = trained(name, seed=3, epochs=4)
+    losses_b, latent_b = trained(name, seed=3, epochs=4)
+    losses_c, _ = trained(name, seed=4, epochs=4)
+    assert losses_a == losses_b
+    np.testing.assert_array_equal(latent_a, latent_b)
+    assert losses_a != losses_c
+
+
+def test_timing_and_machine_are_recorded() -> None:
+    X = clustered()
+    model = get_model("ae").build(X.shape[1], ModelOptions(latent_dim=3))
+    result = train(model, X, epochs=3, batch_size=64, lr=1e-3, seed=0)
+    assert result.seconds > 0 and result.cpu_seconds > 0
+    assert result.seconds_per_epoch == pytest.approx(result.seconds / 3)
+    assert result.threads == torch.get_num_threads()
+    assert result.cpu
+
+
+class _DivergesAtEpochThree(LatentModel):
+    """A real (tiny) model whose objective overflows once its weight has been stepped past a threshold."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent_dim = 1
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.steps = 0
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1] * self.w
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        self.steps += 1
+        scale = torch.tensor(float("inf")) if self.steps > 2 * 4 else torch.tensor(1.0)
+        return ((x * self.w).pow(2).mean() + 1.0) * scale
+
+
+def test_a_diverging_loss_stops_training_naming_the_epoch() -> None:
+    X = clustered(n_cells=128)
+    with pytest.raises(TrainingDiverged, match="at epoch 3 of 10"):
+        train(_DivergesAtEpochThree(), X, epochs=10, batch_size=32, lr=1e-3, seed=0)
+
+
+def test_the_epoch_callback_sees_every_epoch_and_its_time_is_not_counted() -> None:
+    X = clustered()
+    model = get_model("ae").build(X.shape[1], ModelOptions(latent_dim=3))
+    seen: list[int] = []
+
+    def slow_callback(epoch: int, loss: float) -> None:
+        seen.append(epoch)
+        import time
+
+        time.sleep(0.2)
+
+    result = train(model, X, epochs=3, batch_size=64, lr=1e-3, seed=0, on_epoch=slow_callback)
+    assert seen == [1, 2, 3]
+    assert result.seconds < 0.5
