@@ -150,15 +150,61 @@ def run(
             rich_help_panel="Evaluation",
         ),
     ] = True,
-    threads: Annotated[
-        int | None, typer.Option(help="CPU threads for torch (default: all cores).")
-    ] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch (default: all cores).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = RunConfig.device,
+    run_all: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Run a whole suite (default: the default suite).", rich_help_panel="Suite"
+        ),
+    ] = False,
+    suite: Annotated[
+        str | None, typer.Option(help="Suite name or TOML path (implies --all).", rich_help_panel="Suite")
+    ] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated models to keep from the suite.", rich_help_panel="Suite"),
+    ] = None,
+    betas: Annotated[
+        str | None, typer.Option(help="Comma-separated betas replacing the suite's.", rich_help_panel="Suite")
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="Comma-separated seeds, or a range like 0-4.", rich_help_panel="Suite")
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option(help="Children trained at once, in separate processes.", rich_help_panel="Suite")
+    ] = 1,
+    force: Annotated[
+        bool, typer.Option(help="Rerun grid points that already finished.", rich_help_panel="Suite")
+    ] = False,
+    report_dir: Annotated[
+        Path,
+        typer.Option("--report-dir", help="Where the suite's report is written.", rich_help_panel="Suite"),
+    ] = Path("reports"),
     tracking_uri: TrackingUri = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
 ) -> None:
-    """Train one model on one dataset, score it with the study's protocol and log it all to MLflow."""
+    """Train one model on one dataset, score it with the study's protocol and log it all to MLflow.
+
+    With --all (or --suite), run a whole suite: every model over its betas and seeds, resuming what an
+    earlier invocation left unfinished.
+    """
     with user_errors():
+        if run_all or suite is not None:
+            explicit_epochs = epochs if epochs != RunConfig.epochs else None
+            run_suite_command(
+                suite or "default",
+                models,
+                betas,
+                seeds,
+                explicit_epochs,
+                jobs,
+                force,
+                report_dir,
+                tracking_uri,
+                experiment,
+            )
+            return
         config = RunConfig(
             model=model,
             dataset=dataset if dataset is not None or data is None else None,
@@ -204,6 +250,102 @@ def run(
             highlight=False,
         )
         print_run_location(uri, experiment, run_id)
+
+
+def parse_list(text: str | None, kind: type, option: str) -> list | None:
+    """``"0,1,2"`` or ``"0-4"`` (integers) -> a list; None stays None."""
+    if text is None:
+        return None
+    items: list = []
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            if kind is int and "-" in part[1:]:
+                low, high = part.split("-", 1)
+                items.extend(range(int(low), int(high) + 1))
+            else:
+                items.append(kind(part))
+    except ValueError:
+        raise VaebenchError(
+            f"{option} must be a comma-separated list of {kind.__name__} values, got {text!r}."
+        ) from None
+    if not items:
+        raise VaebenchError(f"{option} is empty.")
+    return items
+
+
+def run_suite_command(
+    name: str,
+    models: str | None,
+    betas: str | None,
+    seeds: str | None,
+    epochs: int | None,
+    jobs: int,
+    force: bool,
+    report_dir: Path,
+    tracking_uri: str | None,
+    experiment: str,
+) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from vaebench.suite import load_suite, point_label, run_suite
+
+    suite = load_suite(name).narrowed(
+        models=parse_list(models, str, "--models"),
+        betas=parse_list(betas, float, "--betas"),
+        seeds=parse_list(seeds, int, "--seeds"),
+        epochs=epochs,
+    )
+    grid = suite.grid()
+    out.print(
+        f"Suite [bold]{suite.name}[/]: {len(grid)} grid points ({', '.join(suite.models)}; seeds {list(suite.seeds)}), {jobs} job(s)"
+    )
+
+    def write_report(parent_run_id: str, parent: Any) -> None:
+        from vaebench.report import report_suite
+
+        files = report_suite(parent_run_id, report_dir, experiment=experiment)
+        out.print(f"Report: {len(files)} files in {report_dir}/")
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, disable=not err.is_terminal) as progress:
+        task = progress.add_task(f"suite {suite.name}", total=None)
+
+        def on_progress(done: int, total: int, what: str) -> None:
+            progress.update(task, completed=done, total=total, description=f"run {done}/{total} {what}")
+            if not err.is_terminal:
+                err.print(f"[{done}/{total}] {what}", highlight=False)
+
+        result = run_suite(
+            suite,
+            experiment=experiment,
+            tracking_uri=tracking_uri,
+            jobs=jobs,
+            force=force,
+            on_progress=on_progress,
+            after_runs=write_report,
+        )
+    counts = {s: len(result.with_status(s)) for s in ("finished", "skipped", "failed")}
+    out.print(
+        f"Suite run {result.parent_run_id}: {counts['finished']} trained, {counts['skipped']} already finished, {counts['failed']} failed"
+    )
+    if result.failed:
+        for point in result.failed:
+            err.print(f"FAILED {point_label(point.config)}: {point.reason}", highlight=False)
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -91,9 +91,11 @@ class RunConfig:
             flat[key] = ",".join(map(str, value)) if isinstance(value, tuple) else value
         return flat
 
-    def config_hash(self) -> str:
-        """A stable short hash of every field that changes the result (execution settings left out)."""
+    def config_hash(self, data_hash: str = "") -> str:
+        """A stable short hash of everything that changes the result: the result-changing fields and, when
+        given, the content hash of the data (execution settings such as threads are left out)."""
         result_fields = {k: v for k, v in self.params().items() if k not in EXECUTION_FIELDS}
+        result_fields["data_hash"] = data_hash
         payload = json.dumps(result_fields, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 

@@ -236,7 +236,7 @@ def run_and_log(
     run_tags = {
         "model": config.model,
         "seed": config.seed,
-        "config_hash": config.config_hash(),
+        "config_hash": config.config_hash(dataset.content_hash()),
         **machine_tags(threads),
         **(tags or {}),
     }

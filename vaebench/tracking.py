@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -20,18 +21,47 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.entities import Metric, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from vaebench.errors import VaebenchError
 
 FAILED, FINISHED, KILLED = "FAILED", "FINISHED", "KILLED"
 _MAX_PARAM_LENGTH = 6000
 
 
+_project_run_id: list[str] = []
+
+
 def configure(tracking_uri: str | None, experiment: str) -> str:
-    """Point MLflow at ``tracking_uri`` (None: MLflow's default) and ``experiment``; return the URI in use."""
+    """Point MLflow at ``tracking_uri`` (None: MLflow's default) and ``experiment``; return the URI in use.
+
+    Under ``mlflow run`` (which exports ``MLFLOW_RUN_ID``), the project's run becomes the first run
+    vaebench opens (a suite's parent) and its experiment is used; the variable is then removed so that
+    child runs, in this process or in workers, are created as new runs rather than resuming it.
+    """
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(experiment)
+    project_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
+    try:
+        if project_run_id:
+            _project_run_id[:] = [project_run_id]
+            run = MlflowClient().get_run(project_run_id)
+            mlflow.set_experiment(experiment_id=run.info.experiment_id)
+        else:
+            mlflow.set_experiment(experiment)
+    except MlflowException as error:
+        raise VaebenchError(
+            f"MLflow at {mlflow.get_tracking_uri()} could not be used: {str(error).splitlines()[0]}"
+        ) from None
     return mlflow.get_tracking_uri()
+
+
+def active_experiment_name() -> str:
+    """The name of the experiment runs are written to."""
+    from mlflow.tracking.fluent import _get_experiment_id
+
+    return MlflowClient().get_experiment(_get_experiment_id()).name
 
 
 def git_commit(path: Path | None = None) -> str | None:
@@ -141,8 +171,10 @@ def start_run(
     run_name: str, tags: dict[str, Any] | None = None, parent_run_id: str | None = None
 ) -> Iterator[RunHandle]:
     """Open a run (nested under ``parent_run_id`` if given) and close it with the right status."""
+    project_run_id = _project_run_id.pop() if _project_run_id and parent_run_id is None else None
     run = mlflow.start_run(
-        run_name=run_name,
+        run_id=project_run_id,
+        run_name=None if project_run_id else run_name,
         tags={k: str(v) for k, v in (tags or {}).items()},
         parent_run_id=parent_run_id,
         nested=parent_run_id is not None or mlflow.active_run() is not None,
@@ -181,3 +213,53 @@ def download_artifact(run_id: str, path: str) -> Path:
     """A run's artifact fetched to a local temporary folder."""
     target = tempfile.mkdtemp(prefix="vaebench-")
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=target))
+
+
+def _experiment_id(experiment: str) -> str | None:
+    exp = mlflow.get_experiment_by_name(experiment)
+    return exp.experiment_id if exp is not None else None
+
+
+def _search(experiment: str, filter_string: str) -> list[Any]:
+    experiment_id = _experiment_id(experiment)
+    if experiment_id is None:
+        return []
+    client = MlflowClient()
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _in_clause(values: Sequence[str]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def finished_runs_by_tag(experiment: str, tag: str, values: Sequence[str]) -> dict[str, str]:
+    """For each value of ``tag`` among ``values``, the id of a FINISHED run of ``experiment`` carrying it."""
+    found: dict[str, str] = {}
+    for start in range(0, len(values), 200):
+        chunk = values[start : start + 200]
+        query = f"attributes.status = '{FINISHED}' AND tags.{tag} IN {_in_clause(chunk)}"
+        for run in _search(experiment, query):
+            found.setdefault(run.data.tags[tag], run.info.run_id)
+    return found
+
+
+def mark_stale_runs_killed(experiment: str, suite: str, config_hashes: Sequence[str]) -> list[str]:
+    """End as KILLED the RUNNING runs a killed earlier invocation of ``suite`` left behind.
+
+    These are the suite's parents still RUNNING and its children for the grid points about to run again;
+    it assumes one invocation of a suite at a time per experiment.
+    """
+    stale = [
+        run
+        for run in _search(experiment, f"attributes.status = 'RUNNING' AND tags.suite = '{suite}'")
+        if run.data.tags.get("vaebench.role") == "suite" or run.data.tags.get("config_hash") in set(config_hashes)
+    ]
+    for run in stale:
+        MlflowClient().set_terminated(run.info.run_id, status=KILLED)
+    return [run.info.run_id for run in stale]
