@@ -387,6 +387,28 @@ def evaluate(
         print_run_location(uri, experiment, run_id)
 
 
+@app.command()
+def report(
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+    suite_run: Annotated[
+        str | None, typer.Option("--suite-run", help="Parent run id of a suite (default: the latest).")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder the tables and figures are written to.")
+    ] = Path("reports"),
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Tables and figures over seeds from a finished suite, written to --out and logged to its parent run."""
+    with user_errors():
+        from vaebench.report import report_experiment
+
+        configure_tracking(tracking_uri, experiment)
+        files = report_experiment(experiment, out_dir, suite_run)
+        out.print(f"Report: {len(files)} files in {out_dir}/", highlight=False)
+        for path in files:
+            out.print(f"  {path.name}", highlight=False)
+
+
 @app.command("list")
 def list_registries() -> None:
     """Name the registered models, metrics and datasets."""

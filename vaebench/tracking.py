@@ -263,3 +263,50 @@ def mark_stale_runs_killed(experiment: str, suite: str, config_hashes: Sequence[
     for run in stale:
         MlflowClient().set_terminated(run.info.run_id, status=KILLED)
     return [run.info.run_id for run in stale]
+
+
+def runs_frame(runs: Sequence[Any]) -> pd.DataFrame:
+    """MLflow run objects as one row each: run_id, status, params.*, metrics.*, tags.* columns."""
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {"run_id": run.info.run_id, "status": run.info.status, "start_time": run.info.start_time}
+        row.update({f"params.{k}": v for k, v in run.data.params.items()})
+        row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def get_runs(run_ids: Sequence[str]) -> pd.DataFrame:
+    """The named runs as a :func:`runs_frame`."""
+    client = MlflowClient()
+    return runs_frame([client.get_run(run_id) for run_id in run_ids])
+
+
+def experiment_runs(experiment: str, filter_string: str = "") -> pd.DataFrame:
+    """Every FINISHED run of ``experiment`` matching ``filter_string``, as a :func:`runs_frame`."""
+    query = f"attributes.status = '{FINISHED}'" + (f" AND {filter_string}" if filter_string else "")
+    return runs_frame(_search(experiment, query))
+
+
+def latest_run(experiment: str, filter_string: str) -> str | None:
+    """The id of the most recent run of ``experiment`` matching ``filter_string``."""
+    runs = _search(experiment, filter_string)
+    return max(runs, key=lambda r: r.info.start_time).info.run_id if runs else None
+
+
+def run_handle(run_id: str) -> RunHandle:
+    """A handle to log more to an existing run (a suite's parent, after its children)."""
+    try:
+        run = MlflowClient().get_run(run_id)
+    except MlflowException:
+        raise VaebenchError(f"There is no MLflow run {run_id!r} at {mlflow.get_tracking_uri()}.") from None
+    return RunHandle(run.info.run_id, run.info.experiment_id)
+
+
+def load_artifact_text(run_id: str, path: str) -> str | None:
+    """The text of a run's artifact, or None where the run has no such artifact."""
+    try:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
+    except Exception:  # MLflow raises several types for a missing artifact
+        return None

@@ -1,0 +1,397 @@
+"""Reports over finished runs: tables with the noise stated, the study's figures over seeds, paired tests.
+
+Every number is a mean over seeds with its standard deviation and a 95% t-interval, and says how many
+seeds stand behind it. Each model is compared with the ``pca`` baseline seed by seed (paired on the seed):
+the 95% t-interval of the mean paired difference and the Wilcoxon signed-rank test (Wilcoxon 1945).
+With n paired seeds the exact two-sided Wilcoxon p-value cannot go below 2 / 2**n (0.0625 for 5 seeds),
+so the verdict "beyond noise" rests on the t-interval of the difference excluding zero, and the Wilcoxon
+p-value is reported beside it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from scipy import stats
+
+from vaebench import tracking
+from vaebench.errors import VaebenchError
+from vaebench.evaluate import score_heatmap
+
+SCORES = ("tsne_kmeans.nmi", "tsne_kmeans.ari", "tsne_kmeans.hom", "tsne_kmeans.com")
+SUMMARY_METRICS = (
+    *SCORES,
+    "latent_kmeans.nmi",
+    "latent_kmeans.ari",
+    "latent_kmeans.hom",
+    "latent_kmeans.com",
+    "latent.silhouette",
+    "train.seconds",
+    "train.cpu_seconds",
+)
+BASELINE = "pca"
+RANK_METRIC = "tsne_kmeans.ari"
+
+
+def tidy_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: entry (model, or the tuned entry's name), model, beta (NaN without one), seed, metrics."""
+    if runs.empty:
+        raise VaebenchError(
+            "There are no finished runs to report on; run a suite first (vaebench run --all)."
+        )
+    frame = pd.DataFrame({"run_id": runs["run_id"]})
+    model = runs.get("tags.model", runs.get("params.model"))
+    frame["model"] = model.astype(str)
+    entry = runs["tags.entry"] if "tags.entry" in runs else pd.Series(np.nan, index=runs.index)
+    frame["entry"] = entry.fillna(frame["model"]).astype(str)
+    beta = runs["tags.beta"] if "tags.beta" in runs else pd.Series(np.nan, index=runs.index)
+    frame["beta"] = pd.to_numeric(beta, errors="coerce")
+    frame["seed"] = pd.to_numeric(runs.get("params.seed", runs.get("tags.seed")), errors="coerce").astype(
+        "Int64"
+    )
+    frame["dataset"] = runs.get("params.dataset.name", pd.Series("", index=runs.index)).fillna("")
+    frame["label_key"] = runs.get("params.dataset.label_key", pd.Series("", index=runs.index)).fillna("")
+    for metric in SUMMARY_METRICS:
+        column = f"metrics.{metric}"
+        frame[metric] = pd.to_numeric(runs[column], errors="coerce") if column in runs else np.nan
+    return frame
+
+
+def group_key(frame: pd.DataFrame) -> pd.Series:
+    """``entry`` for models without a beta, ``entry (beta=B)`` for the others."""
+    return frame.apply(
+        lambda r: r["entry"] if pd.isna(r["beta"]) else f"{r['entry']} (beta={r['beta']:g})", axis=1
+    )
+
+
+def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The t-interval of the mean of ``values`` (NaN with fewer than two values)."""
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        return (np.nan, np.nan)
+    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return (values.mean() - half, values.mean() + half)
+
+
+def summarise(frame: pd.DataFrame, metrics: Sequence[str] = SUMMARY_METRICS) -> pd.DataFrame:
+    """Mean, standard deviation and 95% t-interval over seeds of every metric, per (entry, beta)."""
+    rows = []
+    for (entry, beta), group in frame.groupby(["entry", "beta"], dropna=False, sort=True):
+        row: dict[str, object] = {"entry": entry, "beta": beta, "n_seeds": int(group["seed"].nunique())}
+        for metric in metrics:
+            values = group[metric].to_numpy(dtype=float)
+            low, high = t_interval(values)
+            row[f"{metric} mean"] = np.nanmean(values) if np.isfinite(values).any() else np.nan
+            row[f"{metric} sd"] = np.nanstd(values, ddof=1) if np.isfinite(values).sum() > 1 else np.nan
+            row[f"{metric} ci95_low"] = low
+            row[f"{metric} ci95_high"] = high
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_markdown(summary: pd.DataFrame, metrics: Sequence[str] = SUMMARY_METRICS) -> str:
+    """The summary as a Markdown table of ``mean ± sd [95% interval]`` cells."""
+    lines = ["| entry | beta | seeds | " + " | ".join(metrics) + " |", "|" + "---|" * (3 + len(metrics))]
+    for _, row in summary.iterrows():
+        beta = "" if pd.isna(row["beta"]) else f"{row['beta']:g}"
+        cells = []
+        for metric in metrics:
+            mean, sd = row[f"{metric} mean"], row[f"{metric} sd"]
+            low, high = row[f"{metric} ci95_low"], row[f"{metric} ci95_high"]
+            digits = 1 if metric.startswith("train.") else 3
+            cell = f"{mean:.{digits}f}"
+            if not pd.isna(sd):
+                cell += f" ± {sd:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+            cells.append(cell)
+        lines.append(f"| {row['entry']} | {beta} | {row['n_seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def paired_against_baseline(
+    frame: pd.DataFrame,
+    metrics: Sequence[str] = ("tsne_kmeans.ari", "tsne_kmeans.nmi"),
+    baseline: str = BASELINE,
+) -> pd.DataFrame:
+    """Each (entry, beta) against the baseline, paired on the seed: mean difference, its 95% t-interval,
+    the Wilcoxon signed-rank p-value, and whether the interval excludes zero."""
+    base = frame[frame["entry"] == baseline]
+    rows = []
+    if base.empty:
+        return pd.DataFrame(rows)
+    for (entry, beta), group in frame[frame["entry"] != baseline].groupby(
+        ["entry", "beta"], dropna=False, sort=True
+    ):
+        for metric in metrics:
+            paired = (
+                group.set_index("seed")[metric]
+                .to_frame("model")
+                .join(base.groupby("seed")[metric].mean().to_frame("baseline"), how="inner")
+                .dropna()
+            )
+            diff = (paired["model"] - paired["baseline"]).to_numpy(dtype=float)
+            low, high = t_interval(diff)
+            p_value = np.nan
+            if len(diff) >= 2 and np.any(diff != 0):
+                p_value = float(stats.wilcoxon(diff).pvalue)
+            if np.isnan(low):
+                verdict = "too few seeds"
+            elif low > 0:
+                verdict = f"better than {baseline}"
+            elif high < 0:
+                verdict = f"worse than {baseline}"
+            else:
+                verdict = "within noise"
+            rows.append(
+                {
+                    "entry": entry,
+                    "beta": beta,
+                    "metric": metric,
+                    "n_pairs": len(diff),
+                    "mean_difference": diff.mean() if len(diff) else np.nan,
+                    "ci95_low": low,
+                    "ci95_high": high,
+                    "wilcoxon_p": p_value,
+                    "verdict": verdict,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _subtitle(frame: pd.DataFrame) -> str:
+    datasets = ", ".join(sorted(set(frame["dataset"]) - {""})) or "data"
+    labels = ", ".join(sorted(set(frame["label_key"]) - {""})) or "labels"
+    seeds = frame.groupby(["entry", "beta"], dropna=False)["seed"].nunique()
+    n = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+    return f"{datasets}, labels {labels}, {n} seeds"
+
+
+def heatmap_figure(summary: pd.DataFrame, subtitle: str) -> Figure:
+    """The study's heatmap (models x NMI/ARI/HOM/COM of k-means on the 2-d t-SNE), of means over seeds."""
+    table = pd.DataFrame(
+        {metric.split(".")[1].upper(): summary[f"{metric} mean"].to_numpy() for metric in SCORES},
+        index=[
+            e if pd.isna(b) else f"{e} (beta={b:g})"
+            for e, b in zip(summary["entry"], summary["beta"], strict=True)
+        ],
+    )
+    return score_heatmap(table, f"Mean scores of k-means on the 2-d t-SNE\n{subtitle}")
+
+
+def beta_figure(summary: pd.DataFrame, metric: str, subtitle: str) -> Figure:
+    """Score against beta per model, with error bars of one standard deviation over seeds."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    betas = summary["beta"].dropna()
+    for entry, group in summary.groupby("entry", sort=True):
+        mean, sd = group[f"{metric} mean"], group[f"{metric} sd"].fillna(0)
+        if group["beta"].isna().all():
+            ax.axhline(
+                mean.iloc[0], linestyle="--", linewidth=1.2, label=f"{entry} (no beta)", color=_color(entry)
+            )
+            ax.axhspan(mean.iloc[0] - sd.iloc[0], mean.iloc[0] + sd.iloc[0], alpha=0.12, color=_color(entry))
+        else:
+            ax.errorbar(group["beta"], mean, yerr=sd, marker="o", capsize=4, label=entry, color=_color(entry))
+    if not betas.empty:
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(set(betas)), [f"{b:g}" for b in sorted(set(betas))])
+    ax.set_xlabel("beta (weight of the KL term)")
+    ax.set_ylabel(f"{metric} (mean ± sd over seeds)")
+    ax.set_title(f"{metric} against beta\n{subtitle}")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return fig
+
+
+def cost_figure(frame: pd.DataFrame, metric: str, subtitle: str) -> Figure:
+    """Score against training CPU seconds, one point per run."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    for entry, group in frame.groupby("entry", sort=True):
+        ax.scatter(group["train.cpu_seconds"], group[metric], label=entry, alpha=0.8, color=_color(entry))
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xlabel("training CPU seconds (log scale)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} against training cost, one point per run\n{subtitle}")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return fig
+
+
+_ENTRY_COLORS: dict[str, tuple[float, ...]] = {}
+
+
+def _color(entry: str) -> tuple[float, ...]:
+    if entry not in _ENTRY_COLORS:
+        _ENTRY_COLORS[entry] = plt.get_cmap("tab10")(len(_ENTRY_COLORS) % 10)
+    return _ENTRY_COLORS[entry]
+
+
+def best_runs(frame: pd.DataFrame, metric: str = RANK_METRIC) -> pd.DataFrame:
+    """Per entry, the run at its best beta (by mean ``metric`` over seeds) whose score is that beta's median."""
+    picks = []
+    for _entry, group in frame.groupby("entry", sort=True):
+        means = group.groupby("beta", dropna=False)[metric].mean()
+        best_beta = means.idxmax()
+        at_best = group[group["beta"].isna()] if pd.isna(best_beta) else group[group["beta"] == best_beta]
+        at_best = at_best.sort_values(metric)
+        picks.append(at_best.iloc[(len(at_best) - 1) // 2])
+    return pd.DataFrame(picks)
+
+
+def tsne_grid_figure(panels: list[tuple[str, pd.DataFrame]], subtitle: str) -> Figure:
+    """One 2-d t-SNE panel per model at its best beta, coloured by cell type, one shared legend."""
+    n = len(panels)
+    cols = min(n, 2)
+    rows = int(np.ceil(n / cols))
+    labels = sorted(set().union(*(set(table["label"].astype(str)) for _, table in panels)))
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    colors = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(5.5 * cols + 2.5, 5 * rows), squeeze=False, layout="constrained"
+    )
+    for ax, (title, table) in zip(axes.flat, panels, strict=False):
+        for label in labels:
+            cells = table[table["label"].astype(str) == label]
+            ax.scatter(cells["x"], cells["y"], s=6, color=colors[label], label=label, linewidths=0)
+        ax.set_title(title)
+        ax.set_xlabel("t-SNE 1")
+        ax.set_ylabel("t-SNE 2")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color=colors[label], label=label) for label in labels
+    ]
+    fig.legend(handles=handles, loc="outside right center", frameon=False, title="cell type")
+    fig.suptitle(f"2-d t-SNE of each model at its best beta\n{subtitle}")
+    return fig
+
+
+@dataclass
+class Report:
+    files: list[Path]
+    summary: pd.DataFrame
+    paired: pd.DataFrame
+
+
+def write_report(
+    frame: pd.DataFrame, out_dir: Path, panels: list[tuple[str, pd.DataFrame]] | None = None
+) -> Report:
+    """Write the tables (Markdown, CSV) and figures (PNG) of ``frame`` to ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    subtitle = _subtitle(frame)
+    summary = summarise(frame)
+    paired = paired_against_baseline(frame)
+    files: list[Path] = []
+
+    def save_text(name: str, text: str) -> None:
+        path = out_dir / name
+        path.write_text(text)
+        files.append(path)
+
+    def save_figure(name: str, figure: Figure) -> None:
+        path = out_dir / name
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        files.append(path)
+
+    save_text("summary.csv", summary.to_csv(index=False))
+    header = f"# vaebench report\n\n{subtitle}. Cells: mean ± sd [95% t-interval] over seeds.\n\n"
+    save_text("summary.md", header + summary_markdown(summary))
+    if not paired.empty:
+        save_text("paired_vs_pca.csv", paired.to_csv(index=False))
+        save_text("paired_vs_pca.md", _paired_markdown(paired))
+    runs_table = frame.drop(columns=[c for c in ("dataset", "label_key") if c in frame])
+    save_text("runs.csv", runs_table.to_csv(index=False))
+    save_figure("heatmap.png", heatmap_figure(summary, subtitle))
+    for metric in (*SCORES, "latent.silhouette"):
+        if summary[f"{metric} mean"].notna().any():
+            save_figure(f"beta_{metric}.png", beta_figure(summary, metric, subtitle))
+    save_figure("cost_tsne_kmeans.ari.png", cost_figure(frame, RANK_METRIC, subtitle))
+    if panels:
+        save_figure("tsne_best.png", tsne_grid_figure(panels, subtitle))
+    return Report(files, summary, paired)
+
+
+def _paired_markdown(paired: pd.DataFrame) -> str:
+    lines = [
+        "# Each model against pca, paired on the seed",
+        "",
+        "Difference = model - pca. 'beyond noise' means the 95% t-interval of the mean paired difference",
+        "excludes zero. With n pairs the exact Wilcoxon p cannot fall below 2/2^n (0.0625 for n = 5).",
+        "",
+        "| entry | beta | metric | pairs | mean difference | 95% interval | Wilcoxon p | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in paired.iterrows():
+        beta = "" if pd.isna(r["beta"]) else f"{r['beta']:g}"
+        lines.append(
+            f"| {r['entry']} | {beta} | {r['metric']} | {r['n_pairs']} | {r['mean_difference']:+.3f} | "
+            f"[{r['ci95_low']:+.3f}, {r['ci95_high']:+.3f}] | {r['wilcoxon_p']:.3g} | {r['verdict']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def tsne_panels(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The logged 2-d t-SNE of each model's run at its best beta."""
+    panels = []
+    for _, run in best_runs(frame).iterrows():
+        text = tracking.load_artifact_text(run["run_id"], "latent/tsne2d.csv")
+        if text is None:
+            continue
+        beta = "" if pd.isna(run["beta"]) else f", beta={run['beta']:g}"
+        title = f"{run['entry']}{beta}, seed {run['seed']} (ARI {run[RANK_METRIC]:.2f})"
+        panels.append((title, pd.read_csv(io.StringIO(text))))
+    return panels
+
+
+def suite_run_ids(parent_run_id: str) -> list[str]:
+    """The runs a suite invocation covers: those it trained and those it found already finished."""
+    text = tracking.load_artifact_text(parent_run_id, "suite/grid.json")
+    if text is None:
+        raise VaebenchError(f"Run {parent_run_id} is not a finished suite run (it has no suite/grid.json).")
+    return [p["run_id"] for p in json.loads(text)["points"] if p["run_id"] and p["status"] != "failed"]
+
+
+def report_suite(parent_run_id: str, out_dir: Path, experiment: str | None = None) -> list[Path]:
+    """Report on one suite invocation's runs, write it to ``out_dir`` and log it to the suite's parent run."""
+    frame = tidy_runs(tracking.get_runs(suite_run_ids(parent_run_id)))
+    frame = pd.concat([frame, _tuned_runs_beside(frame, experiment)], ignore_index=True)
+    report = write_report(frame, out_dir, tsne_panels(frame))
+    parent = tracking.run_handle(parent_run_id)
+    for path in report.files:
+        parent.log_file(path, "report")
+    return report.files
+
+
+def _tuned_runs_beside(frame: pd.DataFrame, experiment: str | None) -> pd.DataFrame:
+    """Evaluation runs of tuned models on the same dataset and labels, to stand beside the defaults."""
+    if not experiment:
+        return pd.DataFrame()
+    tuned = tracking.experiment_runs(experiment, "tags.tuned = 'true'")
+    if tuned.empty:
+        return pd.DataFrame()
+    tuned = tidy_runs(tuned)
+    same = tuned["dataset"].isin(set(frame["dataset"])) & tuned["label_key"].isin(set(frame["label_key"]))
+    return tuned[same]
+
+
+def report_experiment(experiment: str, out_dir: Path, suite_run: str | None = None) -> list[Path]:
+    """Report on a suite run (``suite_run``), or on the latest suite run of ``experiment``.
+
+    MLflow must already be configured (:func:`vaebench.tracking.configure`).
+    """
+    parent = suite_run or tracking.latest_run(
+        experiment, f"attributes.status = '{tracking.FINISHED}' AND tags.`vaebench.role` = 'suite'"
+    )
+    if parent is None:
+        raise VaebenchError(
+            f"Experiment {experiment!r} has no finished suite run; run one with vaebench run --all."
+        )
+    return report_suite(parent, out_dir, experiment)
