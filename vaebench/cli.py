@@ -150,6 +150,12 @@ def run(
             rich_help_panel="Evaluation",
         ),
     ] = True,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated metrics (default: all; see `vaebench list`).", rich_help_panel="Evaluation"
+        ),
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (default: all cores).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = RunConfig.device,
     run_all: Annotated[
@@ -222,6 +228,7 @@ def run(
             perplexity=perplexity,
             n_init=n_init,
             tsne_3d=tsne_3d,
+            metrics=tuple(parse_list(metrics, str, "--metrics")) if metrics else None,
             threads=threads,
             device=device,
         )

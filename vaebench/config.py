@@ -42,6 +42,7 @@ class RunConfig:
     perplexity: float = 40.0
     n_init: int = 100
     tsne_3d: bool = True
+    metrics: tuple[str, ...] | None = None
     threads: int | None = None
     device: str = "auto"
 
@@ -57,14 +58,25 @@ class RunConfig:
             (self.perplexity > 0, f"--perplexity must be positive, got {self.perplexity}."),
             (self.n_init >= 1, f"--n-init must be at least 1, got {self.n_init}."),
             (self.threads is None or self.threads >= 1, f"--threads must be at least 1, got {self.threads}."),
-            (0 < self.vsc_alpha < 1, f"The VSC prior spike probability must lie in (0, 1), got {self.vsc_alpha}."),
+            (
+                0 < self.vsc_alpha < 1,
+                f"The VSC prior spike probability must lie in (0, 1), got {self.vsc_alpha}.",
+            ),
             (self.vsc_c > 0, f"The VSC selection steepness c must be positive, got {self.vsc_c}."),
-            (self.variant in VARIANTS, f"Unknown variant {self.variant!r}; known variants are: {', '.join(VARIANTS)}."),
+            (
+                self.variant in VARIANTS,
+                f"Unknown variant {self.variant!r}; known variants are: {', '.join(VARIANTS)}.",
+            ),
             (self.seed >= 0, f"--seed must be zero or positive, got {self.seed}."),
         ]
         for ok, message in checks:
             if not ok:
                 raise VaebenchError(message)
+        if self.metrics is not None:
+            from vaebench.evaluate import get_metric
+
+            for name in self.metrics:
+                get_metric(name)
         if self.hidden is not None and (not self.hidden or min(self.hidden) < 1):
             raise VaebenchError(f"--hidden must be positive layer widths such as 128,32, got {self.hidden}.")
         if self.data_path is not None and self.dataset is not None:
@@ -125,12 +137,18 @@ def parse_hidden(text: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(int(part) for part in str(text).split(","))
     except ValueError:
-        raise VaebenchError(f"--hidden must be comma-separated integers such as 128,32, got {text!r}.") from None
+        raise VaebenchError(
+            f"--hidden must be comma-separated integers such as 128,32, got {text!r}."
+        ) from None
 
 
 def _coerce(key: str, raw: Any, default: Any) -> Any:
     if key == "hidden":
         return parse_hidden(raw) if not isinstance(raw, tuple) else raw
+    if key == "metrics":
+        if raw is None or raw == "None" or isinstance(raw, tuple):
+            return raw
+        return tuple(str(raw).split(",")) if isinstance(raw, str) else tuple(raw)
     if raw is None or raw == "None":
         return None
     if isinstance(raw, str):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +119,10 @@ def fit(
 
 
 def protocol_for(config: RunConfig) -> ProtocolSettings:
-    return ProtocolSettings(
+    settings = ProtocolSettings(
         perplexity=config.perplexity, n_init=config.n_init, tsne_3d=config.tsne_3d, seed=config.seed
     )
+    return replace(settings, metrics=config.metrics) if config.metrics else settings
 
 
 def fit_and_score(

@@ -56,7 +56,9 @@ class Dataset:
                 f"its columns are: {', '.join(map(str, self.obs.columns)) or '(none)'}."
             )
         if self.obs[self.label_key].isna().any():
-            raise VaebenchError(f"Label column {self.label_key!r} of dataset {self.name!r} has missing values.")
+            raise VaebenchError(
+                f"Label column {self.label_key!r} of dataset {self.name!r} has missing values."
+            )
         if self.obs[self.label_key].nunique() < 2:
             raise VaebenchError(
                 f"Label column {self.label_key!r} of dataset {self.name!r} has a single class; "
@@ -83,7 +85,9 @@ class Dataset:
 
     def with_label_key(self, label_key: str) -> Dataset:
         """The same data scored against another annotation column."""
-        return Dataset(self.name, self.X, self.obs, label_key, self.cell_ids, self.gene_names, self.description)
+        return Dataset(
+            self.name, self.X, self.obs, label_key, self.cell_ids, self.gene_names, self.description
+        )
 
     def content_hash(self) -> str:
         """A short SHA-256 of the matrix, cell ids, gene names and labels: equal data, equal hash."""
