@@ -24,6 +24,7 @@ from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from vaebench import __version__
 from vaebench.errors import VaebenchError
 
 FAILED, FINISHED, KILLED = "FAILED", "FINISHED", "KILLED"
@@ -134,8 +135,14 @@ class RunHandle:
             outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, int(model.latent_dim)))]),
         )
         with self._activated():
+            # Pickled (not the traced 'pt2' format, which fixes the batch size it was traced with): loading
+            # it needs vaebench importable, which its requirements say.
             mlflow.pytorch.log_model(
-                model.cpu(), name=name, signature=signature, pip_requirements=[f"torch=={torch.__version__}"]
+                model.cpu(),
+                name=name,
+                signature=signature,
+                serialization_format="pickle",
+                pip_requirements=[f"torch=={torch.__version__}", f"vaebench=={__version__}"],
             )
 
     def log_sklearn_model(self, estimator: Any, name: str = "model") -> None:
@@ -199,7 +206,9 @@ def end_run_by_id(run_id: str, status: str) -> None:
     MlflowClient().set_terminated(run_id, status=status)
 
 
-def runs_table(experiment: str, filter_string: str = "", statuses: Sequence[str] = (FINISHED,)) -> pd.DataFrame:
+def runs_table(
+    experiment: str, filter_string: str = "", statuses: Sequence[str] = (FINISHED,)
+) -> pd.DataFrame:
     """Runs of ``experiment`` as a DataFrame (params.*, metrics.*, tags.* columns), as MLflow returns them."""
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
@@ -258,7 +267,8 @@ def mark_stale_runs_killed(experiment: str, suite: str, config_hashes: Sequence[
     stale = [
         run
         for run in _search(experiment, f"attributes.status = 'RUNNING' AND tags.suite = '{suite}'")
-        if run.data.tags.get("vaebench.role") == "suite" or run.data.tags.get("config_hash") in set(config_hashes)
+        if run.data.tags.get("vaebench.role") == "suite"
+        or run.data.tags.get("config_hash") in set(config_hashes)
     ]
     for run in stale:
         MlflowClient().set_terminated(run.info.run_id, status=KILLED)
@@ -269,7 +279,11 @@ def runs_frame(runs: Sequence[Any]) -> pd.DataFrame:
     """MLflow run objects as one row each: run_id, status, params.*, metrics.*, tags.* columns."""
     rows = []
     for run in runs:
-        row: dict[str, Any] = {"run_id": run.info.run_id, "status": run.info.status, "start_time": run.info.start_time}
+        row: dict[str, Any] = {
+            "run_id": run.info.run_id,
+            "status": run.info.status,
+            "start_time": run.info.start_time,
+        }
         row.update({f"params.{k}": v for k, v in run.data.params.items()})
         row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
         row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
@@ -310,3 +324,32 @@ def load_artifact_text(run_id: str, path: str) -> str | None:
         return mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
     except Exception:  # MLflow raises several types for a missing artifact
         return None
+
+
+def running_runs(experiment: str, filter_string: str = "") -> list[tuple[str, dict[str, str]]]:
+    """(run id, tags) of every RUNNING run of ``experiment`` matching ``filter_string``."""
+    query = "attributes.status = 'RUNNING'" + (f" AND {filter_string}" if filter_string else "")
+    return [(run.info.run_id, dict(run.data.tags)) for run in _search(experiment, query)]
+
+
+def close_run(
+    run_id: str, status: str, tags: dict[str, Any] | None = None, remove_tags: Sequence[str] = ()
+) -> None:
+    """Give a run that is no longer active its final ``status``, set ``tags`` and delete ``remove_tags``.
+
+    A tuning trial stopped by the pruner leaves :func:`start_run` as FAILED with a ``failure_reason``;
+    this turns it into KILLED with ``trial_state=PRUNED``.
+    """
+    client = MlflowClient()
+    client.set_terminated(run_id, status=status)
+    if tags:
+        client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()], synchronous=True)
+    existing = client.get_run(run_id).data.tags
+    for key in remove_tags:
+        if key in existing:
+            client.delete_tag(run_id, key)
+
+
+def run_metrics(run_id: str) -> dict[str, float]:
+    """The latest value of every metric of a run."""
+    return dict(MlflowClient().get_run(run_id).data.metrics)

@@ -1,0 +1,72 @@
+"""AnnData to :class:`Dataset`: dense float32 cells x genes, the categorical annotations as labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from vaebench.data.dataset import Dataset
+from vaebench.errors import VaebenchError
+
+
+def label_columns(obs: pd.DataFrame) -> pd.DataFrame:
+    """The annotation columns that can be labels: categorical, text or boolean (not numeric QC values)."""
+    keep = [
+        c
+        for c in obs.columns
+        if isinstance(obs[c].dtype, pd.CategoricalDtype)
+        or obs[c].dtype == object
+        or obs[c].dtype == bool
+        or pd.api.types.is_string_dtype(obs[c])
+    ]
+    return obs[keep].copy()
+
+
+def resolve_label_key(obs: pd.DataFrame, label_key: str | None, default: str | None, source: str) -> str:
+    """The label column to use: the one asked for, else the default, else the only candidate."""
+    if label_key is not None:
+        return label_key  # Dataset says which columns exist if it is not there
+    if default is not None and default in obs.columns:
+        return default
+    candidates = list(obs.columns)
+    if len(candidates) == 1:
+        return str(candidates[0])
+    raise VaebenchError(
+        f"Name the label column of {source} with --label-key; its annotation columns are: "
+        f"{', '.join(map(str, candidates)) or '(none)'}."
+    )
+
+
+def dense_float32(matrix: object, source: str) -> np.ndarray:
+    """Any AnnData matrix as a dense float32 array, or one sentence saying it is not numeric."""
+    if sp.issparse(matrix):
+        matrix = matrix.toarray()
+    try:
+        return np.ascontiguousarray(np.asarray(matrix, dtype=np.float32))
+    except (TypeError, ValueError):
+        raise VaebenchError(f"{source} is not a numeric matrix.") from None
+
+
+def dataset_from_anndata(
+    adata: object,
+    name: str,
+    label_key: str | None,
+    default_label_key: str | None = None,
+    description: str = "",
+) -> Dataset:
+    """A :class:`Dataset` from an AnnData object (``obs`` reduced to its label-like columns)."""
+    obs = label_columns(adata.obs)  # type: ignore[attr-defined]
+    key = resolve_label_key(obs, label_key, default_label_key, name)
+    if key not in obs.columns and key in adata.obs.columns:  # type: ignore[attr-defined]
+        obs[key] = adata.obs[key].astype(str).to_numpy()  # type: ignore[attr-defined]
+    obs.index = obs.index.astype(str)
+    return Dataset(
+        name=name,
+        X=dense_float32(adata.X, name),  # type: ignore[attr-defined]
+        obs=obs.reset_index(drop=True),
+        label_key=key,
+        cell_ids=np.asarray(adata.obs_names.astype(str)),  # type: ignore[attr-defined]
+        gene_names=np.asarray(adata.var_names.astype(str)),  # type: ignore[attr-defined]
+        description=description,
+    )

@@ -1,0 +1,103 @@
+"""The dataset registry: the names users type (``--dataset``), and users' own files (``--data``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vaebench.data.anndata_io import dataset_from_anndata
+from vaebench.data.dataset import Dataset
+from vaebench.data.files import read_path
+from vaebench.data.pbmc3k import DEFAULT_LABEL_KEY as PBMC3K_LABEL_KEY
+from vaebench.data.pbmc3k import load_pbmc3k
+from vaebench.data.synthetic import make_synthetic
+from vaebench.errors import VaebenchError, unknown_name
+
+DEFAULT_DATASET = "pbmc68k"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: ``load(label_key)`` returns it labelled with that column (None: the default)."""
+
+    name: str
+    description: str
+    default_label_key: str
+    load: Callable[[str | None], Dataset]
+    offline: bool = True
+    tune_label_key: str | None = None
+
+
+def _pbmc68k(label_key: str | None) -> Dataset:
+    import scanpy as sc
+
+    return dataset_from_anndata(
+        sc.datasets.pbmc68k_reduced(),
+        "pbmc68k",
+        label_key,
+        "bulk_labels",
+        "scanpy's pbmc68k_reduced: 700 PBMCs x 765 genes, scaled; bulk_labels from sorted populations",
+    )
+
+
+def _synthetic(label_key: str | None) -> Dataset:
+    dataset = make_synthetic()
+    return dataset if label_key is None else dataset.with_label_key(label_key)
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    DATASETS[spec.name] = spec
+    return spec
+
+
+register(
+    DatasetSpec(
+        "pbmc68k",
+        "700 PBMCs x 765 genes shipped with scanpy (pbmc68k_reduced); labels bulk_labels or louvain",
+        "bulk_labels",
+        _pbmc68k,
+        tune_label_key="louvain",
+    )
+)
+register(
+    DatasetSpec(
+        "pbmc3k",
+        "the study's data: 2,638 PBMCs x 13,714 genes, downloaded once and cached; labels cell_type",
+        PBMC3K_LABEL_KEY,
+        load_pbmc3k,
+        offline=False,
+    )
+)
+register(
+    DatasetSpec("synthetic", "300 cells x 60 genes in 4 Gaussian clusters, for tests", "cluster", _synthetic)
+)
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise unknown_name("dataset", name, DATASETS) from None
+
+
+def load_dataset(
+    name: str | None = None,
+    *,
+    path: str | Path | None = None,
+    label_key: str | None = None,
+    labels_path: str | Path | None = None,
+) -> Dataset:
+    """A registered dataset by ``name`` (default ``pbmc68k``) or the user's data at ``path``."""
+    if path is not None:
+        if name is not None:
+            raise VaebenchError("Give either a dataset name or a path, not both.")
+        return read_path(path, label_key, labels_path)
+    if labels_path is not None:
+        raise VaebenchError(
+            "--labels goes with --data (a 10x folder or a CSV matrix), not with a named dataset."
+        )
+    return get_dataset_spec(name or DEFAULT_DATASET).load(label_key)

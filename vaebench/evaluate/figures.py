@@ -1,0 +1,144 @@
+"""The study's figures: t-SNE maps coloured by cell type, the k-means comparison, the score heatmap.
+
+Each function returns a matplotlib Figure and never shows it; the caller saves or logs it. Cell types get
+the same colour in every figure of a label set (sorted names -> tab10, or tab20 above ten types), and the
+legend lists the names outside the plotting area.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+POINT_SIZE = 8
+
+
+def label_palette(labels: Sequence[str] | np.ndarray) -> dict[str, tuple[float, ...]]:
+    """A fixed colour per label name: the sorted names take the qualitative colours in order."""
+    names = sorted({str(label) for label in labels})
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def _scatter_by_label(
+    ax: Axes, coords: np.ndarray, labels: np.ndarray, palette: dict[str, tuple[float, ...]]
+) -> None:
+    labels = np.asarray(labels).astype(str)
+    for name, color in palette.items():
+        cells = labels == name
+        ax.scatter(
+            coords[cells, 0],
+            coords[cells, 1],
+            s=POINT_SIZE,
+            color=color,
+            label=f"{name} ({cells.sum()})",
+            linewidths=0,
+        )
+
+
+def _legend_right(ax: Axes, title: str) -> None:
+    ax.legend(
+        title=title, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, markerscale=2.5, fontsize=9
+    )
+
+
+def tsne_figure(coords2d: np.ndarray, labels: np.ndarray, title: str) -> Figure:
+    """The 2-d t-SNE coloured by cell type, with a legend of names and cell counts."""
+    fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
+    _scatter_by_label(ax, np.asarray(coords2d), labels, label_palette(labels))
+    ax.set_xlabel("t-SNE 1")
+    ax.set_ylabel("t-SNE 2")
+    ax.set_title(title)
+    _legend_right(ax, "cell type")
+    return fig
+
+
+def kmeans_comparison_figure(
+    coords2d: np.ndarray, labels: np.ndarray, kmeans_labels: np.ndarray, centroids: np.ndarray, title: str
+) -> Figure:
+    """The study's side-by-side: true cell types | the k-means partition with its centroids marked."""
+    coords2d = np.asarray(coords2d)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6), layout="constrained", sharex=True, sharey=True)
+    _scatter_by_label(left, coords2d, labels, label_palette(labels))
+    left.set_title("true labels")
+    _legend_right(left, "cell type")
+    clusters = np.asarray(kmeans_labels)
+    cmap = plt.get_cmap("tab10" if clusters.max() < 10 else "tab20")
+    right.scatter(
+        coords2d[:, 0], coords2d[:, 1], s=POINT_SIZE, c=[cmap(k % cmap.N) for k in clusters], linewidths=0
+    )
+    right.scatter(
+        centroids[:, 0], centroids[:, 1], marker="X", s=160, c="black", edgecolors="white", label="centroid"
+    )
+    right.set_title(f"k-means partition (k = {len(centroids)})")
+    right.legend(loc="upper right", frameon=True)
+    for ax in (left, right):
+        ax.set_xlabel("t-SNE 1")
+        ax.set_ylabel("t-SNE 2")
+    fig.suptitle(title)
+    return fig
+
+
+def tsne3d_figure(coords3d: np.ndarray, labels: np.ndarray, title: str) -> Figure:
+    """The 3-d t-SNE coloured by cell type."""
+    coords3d = np.asarray(coords3d)
+    labels = np.asarray(labels).astype(str)
+    fig = plt.figure(figsize=(9, 7), layout="constrained")
+    ax = fig.add_subplot(projection="3d")
+    for name, color in label_palette(labels).items():
+        cells = labels == name
+        ax.scatter(*coords3d[cells].T, s=POINT_SIZE, color=color, label=name, depthshade=False)
+    ax.set_xlabel("t-SNE 1")
+    ax.set_ylabel("t-SNE 2")
+    ax.set_zlabel("t-SNE 3")
+    ax.set_title(title)
+    ax.legend(
+        title="cell type",
+        loc="center left",
+        bbox_to_anchor=(1.05, 0.5),
+        frameon=False,
+        markerscale=2.5,
+        fontsize=9,
+    )
+    return fig
+
+
+def score_heatmap(table: pd.DataFrame, title: str) -> Figure:
+    """The study's heatmap: rows (models) x columns (scores), each cell annotated with its value."""
+    values = table.to_numpy(dtype=float)
+    fig, ax = plt.subplots(
+        figsize=(1.6 * table.shape[1] + 3.5, 0.6 * table.shape[0] + 2), layout="constrained"
+    )
+    image = ax.imshow(values, cmap="viridis", vmin=min(0.0, np.nanmin(values)), vmax=1.0, aspect="auto")
+    ax.set_xticks(range(table.shape[1]), [str(c) for c in table.columns])
+    ax.set_yticks(range(table.shape[0]), [str(i) for i in table.index])
+    for (row, col), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            ax.text(
+                col, row, f"{value:.3f}", ha="center", va="center", color="white" if value < 0.6 else "black"
+            )
+    fig.colorbar(image, ax=ax, label="score")
+    ax.set_title(title)
+    return fig
+
+
+def loss_curve_figure(losses: Sequence[float], title: str) -> Figure:
+    """Training loss per epoch."""
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    epochs = np.arange(1, len(losses) + 1)
+    ax.plot(epochs, losses, marker="o" if len(losses) <= 30 else None, markersize=3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (per cell)")
+    if len(losses) > 1 and min(losses) > 0 and max(losses) / min(losses) > 20:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return fig

@@ -1,0 +1,147 @@
+"""The seed study's evaluation protocol, and the scores vaebench adds to it.
+
+Study (section 3): encode every cell, t-SNE to 2-d and 3-d with perplexity 40, k-means on the 2-d map with
+k = the number of label classes and 100 restarts, then NMI, ARI, homogeneity and completeness of that
+partition against the labels (``tsne_kmeans.*``), after Wang & Gu (2018), "VASC", GPB 16.
+Added: the same four from k-means on the latent itself (``latent_kmeans.*``), which does not depend on
+t-SNE's randomness, and the silhouette of the labels in the latent (``latent.silhouette``).
+A latent of exactly 2 dimensions is its own map: t-SNE is skipped, as the study did for 2-d codes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+from vaebench.errors import VaebenchError
+from vaebench.evaluate.embed import tsne
+from vaebench.evaluate.metrics import get_metric
+
+DEFAULT_METRICS = ("nmi", "ari", "hom", "com", "silhouette")
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    """The protocol's knobs; the defaults are the study's."""
+
+    perplexity: float = 40.0
+    n_init: int = 100
+    tsne_3d: bool = True
+    seed: int = 0
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+
+
+@dataclass
+class Evaluation:
+    """Scores of one embedding and what the figures need."""
+
+    metrics: dict[str, float]
+    tsne2d: np.ndarray
+    tsne3d: np.ndarray | None
+    kmeans_labels: np.ndarray
+    kmeans_centroids: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KMeansResult:
+    labels: np.ndarray
+    centroids: np.ndarray
+
+
+def kmeans(coords: np.ndarray, n_clusters: int, n_init: int, seed: int) -> KMeansResult:
+    """k-means (Lloyd 1982, k-means++ seeding of Arthur & Vassilvitskii 2007) with ``n_init`` restarts."""
+    model = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(
+        np.asarray(coords, dtype=np.float64)
+    )
+    return KMeansResult(model.labels_.astype(int), model.cluster_centers_)
+
+
+def score_partition(
+    labels_true: np.ndarray, labels_pred: np.ndarray, metric_names: Sequence[str]
+) -> dict[str, float]:
+    """Every partition metric among ``metric_names`` of ``labels_pred`` against ``labels_true``."""
+    scores = {}
+    for name in metric_names:
+        metric = get_metric(name)
+        if metric.kind == "partition":
+            scores[name] = metric.fn(labels_true, labels_pred)
+    return scores
+
+
+def kmeans_scores(
+    coords: np.ndarray,
+    labels: np.ndarray,
+    n_init: int = 100,
+    seed: int = 0,
+    metric_names: Sequence[str] = DEFAULT_METRICS,
+) -> tuple[dict[str, float], KMeansResult]:
+    """k-means with k = the number of label classes on ``coords``, scored against ``labels``."""
+    result = kmeans(coords, len(np.unique(labels)), n_init, seed)
+    return score_partition(labels, result.labels, metric_names), result
+
+
+def check_embedding(latent: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The embedding as a finite 2-d float array and the labels as strings, or one clear error."""
+    latent = np.asarray(latent, dtype=np.float64)
+    labels = np.asarray(labels).astype(str)
+    if latent.ndim != 2:
+        raise VaebenchError(f"An embedding must be cells x dimensions, got an array of shape {latent.shape}.")
+    if latent.shape[0] < 2:
+        raise VaebenchError(f"The embedding has {latent.shape[0]} cell(s); at least two are needed.")
+    if latent.shape[0] != labels.shape[0]:
+        raise VaebenchError(
+            f"The embedding has {latent.shape[0]} cells but there are {labels.shape[0]} labels."
+        )
+    if not np.isfinite(latent).all():
+        raise VaebenchError("The embedding has NaN or infinite values.")
+    n_classes = len(np.unique(labels))
+    if n_classes < 2:
+        raise VaebenchError("The labels have a single class; scoring needs at least two.")
+    if n_classes > latent.shape[0] - 1:
+        raise VaebenchError(
+            f"There are {n_classes} label classes for {latent.shape[0]} cells; k-means needs fewer."
+        )
+    return latent, labels
+
+
+def evaluate_embedding(
+    latent: np.ndarray, labels: np.ndarray, settings: ProtocolSettings | None = None
+) -> Evaluation:
+    """Score ``latent`` against ``labels`` with the study's protocol (see the module docstring)."""
+    settings = settings or ProtocolSettings()
+    for name in settings.metrics:
+        get_metric(name)
+    latent, labels = check_embedding(latent, labels)
+    seconds: dict[str, float] = {}
+
+    def timed(key: str, fn, *args, **kwargs):
+        start = time.perf_counter()
+        value = fn(*args, **kwargs)
+        seconds[key] = time.perf_counter() - start
+        return value
+
+    if latent.shape[1] == 2:
+        map2d, map3d = latent, None
+    else:
+        map2d = timed("tsne2d", tsne, latent, 2, settings.perplexity, settings.seed)
+        map3d = (
+            timed("tsne3d", tsne, latent, 3, settings.perplexity, settings.seed) if settings.tsne_3d else None
+        )
+    tsne_scores, on_map = timed(
+        "kmeans_tsne", kmeans_scores, map2d, labels, settings.n_init, settings.seed, settings.metrics
+    )
+    latent_scores, _ = timed(
+        "kmeans_latent", kmeans_scores, latent, labels, settings.n_init, settings.seed, settings.metrics
+    )
+    metrics = {f"tsne_kmeans.{k}": v for k, v in tsne_scores.items()}
+    metrics.update({f"latent_kmeans.{k}": v for k, v in latent_scores.items()})
+    for name in settings.metrics:
+        metric = get_metric(name)
+        if metric.kind == "embedding":
+            metrics[f"latent.{name}"] = timed(f"latent_{name}", metric.fn, latent, labels)
+    return Evaluation(metrics, map2d, map3d, on_map.labels, on_map.centroids, seconds)
