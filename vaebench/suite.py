@@ -252,11 +252,11 @@ def run_suite(
         parent.log_dict(suite.definition(), "suite/definition.json")
         parent.log_params(
             {
-                "suite": suite.name,
-                "dataset.hash": data_hash,
-                "grid_points": len(grid),
-                "jobs": jobs,
-                "threads_per_job": threads,
+                "suite.name": suite.name,
+                "suite.dataset_hash": data_hash,
+                "suite.grid_points": len(grid),
+                "suite.jobs": jobs,
+                "suite.threads_per_job": threads,
             }
         )
         child_tags = {"suite": suite.name, "suite_parent": parent.run_id}

@@ -243,18 +243,17 @@ def _search(experiment: str, filter_string: str) -> list[Any]:
             return runs
 
 
-def _in_clause(values: Sequence[str]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
 def finished_runs_by_tag(experiment: str, tag: str, values: Sequence[str]) -> dict[str, str]:
-    """For each value of ``tag`` among ``values``, the id of a FINISHED run of ``experiment`` carrying it."""
+    """For each value of ``tag`` among ``values``, the id of a FINISHED run of ``experiment`` carrying it.
+
+    MLflow's search has no ``IN`` for tags, so FINISHED runs are listed and filtered here.
+    """
+    wanted = set(values)
     found: dict[str, str] = {}
-    for start in range(0, len(values), 200):
-        chunk = values[start : start + 200]
-        query = f"attributes.status = '{FINISHED}' AND tags.{tag} IN {_in_clause(chunk)}"
-        for run in _search(experiment, query):
-            found.setdefault(run.data.tags[tag], run.info.run_id)
+    for run in _search(experiment, f"attributes.status = '{FINISHED}'"):
+        value = run.data.tags.get(tag)
+        if value in wanted:
+            found.setdefault(value, run.info.run_id)
     return found
 
 
