@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -77,6 +78,18 @@ def git_commit(path: Path | None = None) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Silence one MLflow logger's warnings for a block (its pickle warning is printed on every run)."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 @dataclass
 class RunHandle:
     """One open MLflow run: log to it through these methods, never through mlflow directly."""
@@ -134,7 +147,7 @@ class RunHandle:
             inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n_inputs))]),
             outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, int(model.latent_dim)))]),
         )
-        with self._activated():
+        with self._activated(), _quiet("mlflow.pytorch"):
             # Pickled (not the traced 'pt2' format, which fixes the batch size it was traced with): loading
             # it needs vaebench importable, which its requirements say.
             mlflow.pytorch.log_model(
