@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -204,6 +205,7 @@ def beta_figure(summary: pd.DataFrame, metric: str, subtitle: str) -> Figure:
     if not betas.empty:
         ax.set_xscale("log")
         ax.set_xticks(sorted(set(betas)), [f"{b:g}" for b in sorted(set(betas))])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("beta (weight of the KL term)")
     ax.set_ylabel(f"{metric} (mean ± sd over seeds)")
     ax.set_title(f"{metric} against beta\n{subtitle}")
