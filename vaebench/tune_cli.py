@@ -1,0 +1,271 @@
+"""``vaebench tune``: the typer command around :func:`vaebench.tune.tune` (mounted by :mod:`vaebench.cli`).
+
+``python -m vaebench.tune_cli`` runs the command on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from vaebench.cli import DEFAULT_EXPERIMENT, Experiment, TrackingUri, err, out, user_errors
+from vaebench.tune import (
+    DEFAULT_OBJECTIVE,
+    DEFAULT_STORAGE,
+    EVAL_SEED_START,
+    TuneResult,
+    TuneSettings,
+    parse_set,
+)
+from vaebench.tune import tune as run_study
+
+_TUNING = "Tuning"
+_HONESTY = "Honest evaluation"
+
+
+def tune(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to tune (see `vaebench list`).")],
+    trials: Annotated[
+        int,
+        typer.Option(help="Total trials of the study; a continued study runs only the missing ones."),
+    ] = 50,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop starting new trials after this many seconds.")
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option(help="Trials run at once, in separate processes sharing the storage and the cores.")
+    ] = 1,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Registered dataset (default pbmc68k).", rich_help_panel="Data"),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Your own data: .h5ad, 10x folder or CSV.", rich_help_panel="Data"),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels", help="Labels CSV for a 10x folder or a genes x cells CSV.", rich_help_panel="Data"
+        ),
+    ] = None,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="Protocol score to maximise, e.g. tsne_kmeans.ari or latent.silhouette.",
+            rich_help_panel=_TUNING,
+        ),
+    ] = DEFAULT_OBJECTIVE,
+    tune_label_key: Annotated[
+        str | None,
+        typer.Option(
+            "--tune-label-key",
+            help="Labels the objective is computed on (pbmc68k: louvain).",
+            rich_help_panel=_TUNING,
+        ),
+    ] = None,
+    multi_objective: Annotated[
+        bool,
+        typer.Option(
+            "--multi-objective",
+            help="Also minimise training CPU seconds; the result is the Pareto front. Pruning is off "
+            "(Optuna cannot prune multi-objective studies).",
+            rich_help_panel=_TUNING,
+        ),
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Fix a setting as name=value (repeatable), removing it from the search space, "
+            "e.g. --set latent_dim=6 --set tsne_3d=false.",
+            rich_help_panel=_TUNING,
+        ),
+    ] = None,
+    pruning_interval: Annotated[
+        int,
+        typer.Option(
+            "--pruning-interval",
+            help="Score the latent code every K epochs (k-means, 2 restarts) and stop trials below the "
+            "median of earlier ones (Optuna's MedianPruner, after 5 trials); 0 turns pruning off.",
+            rich_help_panel=_TUNING,
+        ),
+    ] = 20,
+    sampler_seed: Annotated[
+        int | None,
+        typer.Option(
+            "--sampler-seed",
+            help="Seed of Optuna's TPE sampler (repeatable studies).",
+            rich_help_panel=_TUNING,
+        ),
+    ] = None,
+    storage: Annotated[
+        str,
+        typer.Option(
+            help="Optuna storage URL (SQLAlchemy), shared by parallel jobs.", rich_help_panel=_TUNING
+        ),
+    ] = DEFAULT_STORAGE,
+    study_name: Annotated[
+        str | None,
+        typer.Option(
+            "--study-name",
+            help="Default <model>-<dataset>-<objective>; the same name continues the study, after a crash too.",
+            rich_help_panel=_TUNING,
+        ),
+    ] = None,
+    evaluate_seeds: Annotated[
+        int,
+        typer.Option(
+            "--evaluate-seeds",
+            help=f"Re-train the best configuration (each Pareto point) on N fresh seeds ({EVAL_SEED_START}, "
+            f"{EVAL_SEED_START + 1}, ...; never the tuning seed) scored on --eval-label-key; 0 skips it.",
+            rich_help_panel=_HONESTY,
+        ),
+    ] = 5,
+    eval_label_key: Annotated[
+        str | None,
+        typer.Option(
+            "--eval-label-key",
+            help="Labels the result is reported on, not those tuned on (pbmc68k: bulk_labels).",
+            rich_help_panel=_HONESTY,
+        ),
+    ] = None,
+    baseline: Annotated[
+        str,
+        typer.Option(
+            help="Model evaluated on the same fresh seeds for a paired comparison; 'none' skips it.",
+            rich_help_panel=_HONESTY,
+        ),
+    ] = "pca",
+    tracking_uri: TrackingUri = None,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+) -> None:
+    """Tune a model's hyperparameters with Optuna, then report the best on labels and seeds it never saw.
+
+    Trials are nested MLflow runs under one parent run (with the optimisation history, parameter
+    importances and, with --multi-objective, the Pareto front). Tuning uses one seed and the tuning labels;
+    the chosen configuration is then re-trained on fresh seeds and scored on the evaluation labels.
+    """
+    with user_errors():
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if dataset is not None and data is not None:
+            from vaebench.errors import VaebenchError
+
+            raise VaebenchError("Give either --dataset or --data, not both.")
+        settings = TuneSettings(
+            model=model,
+            trials=trials,
+            dataset=dataset if dataset is not None else (TuneSettings.dataset if data is None else None),
+            data_path=str(data) if data is not None else None,
+            labels_path=str(labels) if labels is not None else None,
+            tune_label_key=tune_label_key,
+            eval_label_key=eval_label_key,
+            objective=objective,
+            multi_objective=multi_objective,
+            fixed=parse_set(set_ or []),
+            storage=storage,
+            study_name=study_name,
+            timeout=timeout,
+            jobs=jobs,
+            pruning_interval=pruning_interval,
+            sampler_seed=sampler_seed,
+            evaluate_seeds=evaluate_seeds,
+            baseline=None if baseline.lower() == "none" else baseline,
+        ).resolved()
+        out.print(
+            f"Tuning [bold]{settings.model}[/] on {settings.dataset_name}: {' and '.join(settings.objectives)} "
+            f"on labels {settings.tune_label_key!r}, reported on {settings.eval_label_key!r}",
+            highlight=False,
+        )
+
+        def on_event(message: str) -> None:
+            err.print(message, highlight=False, soft_wrap=True)
+
+        result = run_study(settings, experiment=experiment, tracking_uri=tracking_uri, on_event=on_event)
+        print_result(result)
+
+
+def print_result(result: TuneResult) -> None:
+    """The best trial(s), the fresh-seed evaluation and where everything is."""
+    states = ", ".join(f"{n} {s.lower()}" for s, n in result.states.items() if n)
+    out.print(
+        f"Study [bold]{result.study_name}[/]: {states} ({result.trials_run} counted this time, "
+        f"{result.trials_total} asked for in total)",
+        highlight=False,
+    )
+    if result.best:
+        title = "Pareto front" if len(result.objectives) > 1 else "Best trial (tuning labels, tuning seed)"
+        table = Table(title=title, show_header=True, header_style="bold", title_justify="left")
+        table.add_column("trial", justify="right")
+        for name in result.objectives:
+            table.add_column(name, justify="right")
+        table.add_column("parameters")
+        for trial in result.best:
+            params = ", ".join(
+                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()
+            )
+            table.add_row(str(trial.number), *(f"{v:.4f}" for v in trial.values or []), params)
+        out.print(table)
+    points = [*result.evaluations, *([result.baseline] if result.baseline else [])]
+    if points:
+        objective = result.objectives[0]
+        label = points[0].label_key
+        table = Table(
+            title=f"Fresh seeds on labels {label!r} (mean ± sd)",
+            show_header=True,
+            header_style="bold",
+            title_justify="left",
+        )
+        table.add_column("entry")
+        table.add_column("seeds", justify="right")
+        metrics = [
+            objective,
+            *(m for m in ("tsne_kmeans.nmi", "tsne_kmeans.ari", "latent.silhouette") if m != objective),
+        ]
+        for metric in metrics:
+            table.add_column(metric, justify="right")
+        for point in points:
+            table.add_row(
+                point.entry,
+                str(len(point.seeds)),
+                *(f"{point.mean(m):.3f} ± {point.sd(m):.3f}" for m in metrics),
+            )
+        out.print(table)
+        for point in points:
+            for failure in point.failed:
+                err.print(f"FAILED {point.entry} {failure}", highlight=False)
+        for c in result.comparisons:
+            if c.metric == objective:
+                p = "n/a" if math.isnan(c.wilcoxon_p) else f"{c.wilcoxon_p:.3g}"
+                out.print(
+                    f"{c.entry} - {c.baseline}: {c.metric} {c.mean_difference:+.3f} (sd {c.sd_difference:.3f}, "
+                    f"{c.n_pairs} paired seeds, Wilcoxon p = {p}; with 5 pairs p cannot go below 0.0625)",
+                    highlight=False,
+                )
+    for note in result.notes:
+        out.print(note, highlight=False)
+    out.print(
+        f"Optuna study [bold]{result.study_name}[/] in {result.storage} (optuna-dashboard {result.storage})",
+        highlight=False,
+    )
+    out.print(
+        f"MLflow parent run [bold]{result.parent_run_id}[/] in experiment [bold]{result.experiment}[/] at "
+        f"{result.tracking_uri}; figures: {', '.join(result.figures) or 'none'}",
+        highlight=False,
+    )
+
+
+def main() -> None:  # pragma: no cover - ``python -m vaebench.tune_cli``
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(tune)
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
