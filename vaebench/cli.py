@@ -434,6 +434,12 @@ def list_registries() -> None:
         out.print(table)
 
 
+# `vaebench tune` lives in its own module (it reuses this module's helpers, hence the late import).
+from vaebench.tune_cli import tune  # noqa: E402
+
+app.command()(tune)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
