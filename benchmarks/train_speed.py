@@ -4,9 +4,11 @@ Trains the study's deep autoencoder (``ae``, text variant) on random data of 2,6
 for a few epochs with the project's own loop, and measures in the same process the "floor": the five large
 matrix products one epoch needs (first-layer forward ``X W1``, last-layer forward ``H W8``, the last layer's
 weight gradient and input gradient, the first layer's weight gradient), with batches of the same size.
-The last line printed is one JSON object: seconds_per_epoch, floor_seconds_per_epoch, ratio, peak_rss_mb.
+With ``--dataloader`` it also times the same epochs fed by a per-cell ``TensorDataset`` and a shuffling
+``DataLoader``, the usual alternative, for comparison. The last line printed is one JSON object:
+seconds_per_epoch, floor_seconds_per_epoch, ratio, peak_rss_mb (and dataloader_ratio with --dataloader).
 
-    python benchmarks/train_speed.py [--epochs 5] [--repeats 3] [--threads N]
+    python benchmarks/train_speed.py [--epochs 5] [--repeats 3] [--threads N] [--dataloader]
 """
 
 from __future__ import annotations
@@ -47,6 +49,23 @@ def floor_seconds_per_epoch(X: torch.Tensor, batch_size: int, first: int, last: 
     return statistics.median(times)
 
 
+def dataloader_seconds_per_epoch(X: torch.Tensor, batch_size: int, epochs: int) -> float:
+    """Seconds per epoch of the same model and optimiser fed by a per-cell Dataset and a DataLoader."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    seed_everything(0)
+    model = get_model("ae").build(X.shape[1], ModelOptions())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    loader = DataLoader(TensorDataset(X), batch_size=batch_size, shuffle=True)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for (batch,) in loader:
+            optimizer.zero_grad(set_to_none=True)
+            model.loss(batch).backward()
+            optimizer.step()
+    return (time.perf_counter() - start) / epochs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -55,6 +74,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--dataloader", action="store_true", help="also time a per-cell DataLoader")
     args = parser.parse_args()
 
     threads = set_threads(args.threads)
@@ -84,6 +104,11 @@ def main() -> None:
         "cells": N_CELLS,
         "genes": N_GENES,
     }
+    if args.dataloader:
+        loader = dataloader_seconds_per_epoch(X, args.batch_size, args.epochs)
+        print(f"DataLoader s/epoch (per-cell Dataset):    {loader:.3f}")
+        summary["dataloader_seconds_per_epoch"] = round(loader, 4)
+        summary["dataloader_ratio"] = round(loader / floor, 3)
     print(json.dumps(summary))
 
 
