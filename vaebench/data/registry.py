@@ -12,7 +12,8 @@ from vaebench.data.files import read_path
 from vaebench.data.pbmc3k import DEFAULT_LABEL_KEY as PBMC3K_LABEL_KEY
 from vaebench.data.pbmc3k import load_pbmc3k
 from vaebench.data.synthetic import make_synthetic
-from vaebench.errors import VaebenchError, unknown_name
+from vaebench.errors import VaebenchError
+from vaebench.registry import Registry
 
 DEFAULT_DATASET = "pbmc68k"
 
@@ -46,12 +47,8 @@ def _synthetic(label_key: str | None) -> Dataset:
     return dataset if label_key is None else dataset.with_label_key(label_key)
 
 
-DATASETS: dict[str, DatasetSpec] = {}
-
-
-def register(spec: DatasetSpec) -> DatasetSpec:
-    DATASETS[spec.name] = spec
-    return spec
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+register = DATASETS.register
 
 
 register(
@@ -78,10 +75,8 @@ register(
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise unknown_name("dataset", name, DATASETS) from None
+    """The registered dataset called ``name``; an unknown name is answered with the known ones."""
+    return DATASETS.lookup(name)
 
 
 def load_dataset(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn import metrics as skm
 
-from vaebench.errors import unknown_name
+from vaebench.registry import Registry
 
 
 def nmi(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
@@ -62,12 +62,8 @@ class Metric:
     reference: str
 
 
-METRICS: dict[str, Metric] = {}
-
-
-def register(metric: Metric) -> Metric:
-    METRICS[metric.name] = metric
-    return metric
+METRICS: Registry[Metric] = Registry("metric")
+register = METRICS.register
 
 
 register(
@@ -109,7 +105,4 @@ register(
 
 def get_metric(name: str) -> Metric:
     """The registered metric called ``name``; an unknown name is answered with the known ones."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise unknown_name("metric", name, METRICS) from None
+    return METRICS.lookup(name)

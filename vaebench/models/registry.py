@@ -13,11 +13,11 @@ from typing import Any
 
 from torch import nn
 
-from vaebench.errors import unknown_name
 from vaebench.models.ae import Autoencoder
 from vaebench.models.architecture import architecture_for
 from vaebench.models.vae import BetaVAE
 from vaebench.models.vsc import BetaVSC
+from vaebench.registry import Registry
 
 SearchSpace = dict[str, tuple[Any, ...]]
 
@@ -59,12 +59,8 @@ _NETWORK_SPACE: SearchSpace = {
 }
 _BETA_SPACE: SearchSpace = {"beta": ("log_float", 0.1, 10.0)}
 
-MODELS: dict[str, ModelSpec] = {}
-
-
-def register(spec: ModelSpec) -> ModelSpec:
-    MODELS[spec.name] = spec
-    return spec
+MODELS: Registry[ModelSpec] = Registry("model")
+register = MODELS.register
 
 
 register(
@@ -122,7 +118,4 @@ register(
 
 def get_model(name: str) -> ModelSpec:
     """The registered model called ``name``; an unknown name is answered with the known ones."""
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise unknown_name("model", name, MODELS) from None
+    return MODELS.lookup(name)
