@@ -426,13 +426,15 @@ def test_parallel_jobs_share_the_storage(tracking_uri: str, tmp_path: Path, toy:
     assert result.states["COMPLETE"] == 2
     children = runs(tracking_uri, "tune-trial")
     assert len(children) == 2 and len({r.data.tags["tune_owner"] for r in children}) == 2
+    # a seeded sampler gives each process its own stream: the two do not try the same point
+    assert children[0].data.params["lr"] != children[1].data.params["lr"]
 
 
 def test_cli_refuses_the_same_labels_in_one_sentence(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from vaebench.tune_cli import tune
+    from vaebench.tune_cli import _EXPERIMENT, tune  # importable before vaebench.cli
 
     app = typer.Typer()
     app.command()(tune)
@@ -441,3 +443,9 @@ def test_cli_refuses_the_same_labels_in_one_sentence(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "must not be scored on the labels it was tuned on" in result.output
+
+    from vaebench.cli import DEFAULT_EXPERIMENT, app
+
+    assert _EXPERIMENT == DEFAULT_EXPERIMENT
+    mounted = CliRunner().invoke(app, ["tune", "--model", "ae", "--set", "colour=blue"])
+    assert mounted.exit_code == 2 and "Unknown setting 'colour' in --set" in mounted.output

@@ -432,14 +432,18 @@ def make_sampler(settings: TuneSettings) -> optuna.samplers.BaseSampler:
 
 def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
     """Optuna's ``MedianPruner`` (the median stopping rule of Golovin et al. 2017), after
-    ``pruning_startup_trials`` unpruned trials; no pruning in multi-objective mode or with interval 0."""
+    ``pruning_startup_trials`` unpruned trials and never before epoch ``2 * pruning_interval`` (early
+    scores favour configurations that take more steps per epoch, such as small batches); no pruning in
+    multi-objective mode or with interval 0."""
     if settings.multi_objective:
         return optuna.pruners.NopPruner()
     if settings.pruner is not None:
         return settings.pruner
     if settings.pruning_interval == 0:
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=settings.pruning_startup_trials, n_warmup_steps=0)
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=settings.pruning_startup_trials, n_warmup_steps=2 * settings.pruning_interval
+    )
 
 
 def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage | None = None) -> optuna.Study:
@@ -872,9 +876,16 @@ def _optimize(
 
 
 def _optimize_worker(
-    settings: TuneSettings, parent_run_id: str, n_trials: int, deadline: float | None, threads: int
+    settings: TuneSettings,
+    parent_run_id: str,
+    n_trials: int,
+    deadline: float | None,
+    threads: int,
+    index: int,
 ) -> int:
     timeout = None if deadline is None else max(1e-3, deadline - time.time())
+    if settings.sampler_seed is not None:  # each worker its own stream, else they sample the same points
+        settings = replace(settings, sampler_seed=settings.sampler_seed + index)
     _optimize(
         settings,
         _worker_state["dataset"],
@@ -1122,8 +1133,8 @@ def _run_trials(
     seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     with _pool(jobs, uri, experiment, dataset) as pool:
         pending: set[Future[int]] = {
-            pool.submit(_optimize_worker, settings, parent_run_id, share, deadline, threads)
-            for share in shares
+            pool.submit(_optimize_worker, settings, parent_run_id, share, deadline, threads, index)
+            for index, share in enumerate(shares)
         }
         while pending:
             done, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)

@@ -1,6 +1,9 @@
 """``vaebench tune``: the typer command around :func:`vaebench.tune.tune` (mounted by :mod:`vaebench.cli`).
 
 ``python -m vaebench.tune_cli`` runs the command on its own.
+
+:mod:`vaebench.cli` imports this module at its end and this module uses the CLI's helpers, so they are
+imported at the bottom: either module can be imported first.
 """
 
 from __future__ import annotations
@@ -12,17 +15,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from vaebench.cli import DEFAULT_EXPERIMENT, Experiment, TrackingUri, err, out, user_errors
 from vaebench.tune import (
     DEFAULT_OBJECTIVE,
     DEFAULT_STORAGE,
     EVAL_SEED_START,
+    PROTOCOL_METRICS,
     TuneResult,
     TuneSettings,
     parse_set,
 )
 from vaebench.tune import tune as run_study
 
+_EXPERIMENT = "vaebench"  # vaebench.cli.DEFAULT_EXPERIMENT (tests check they agree)
 _TUNING = "Tuning"
 _HONESTY = "Honest evaluation"
 
@@ -56,7 +60,7 @@ def tune(
     objective: Annotated[
         str,
         typer.Option(
-            help="Protocol score to maximise, e.g. tsne_kmeans.ari or latent.silhouette.",
+            help=f"Protocol score to maximise: {', '.join(PROTOCOL_METRICS)}.",
             rich_help_panel=_TUNING,
         ),
     ] = DEFAULT_OBJECTIVE,
@@ -91,7 +95,8 @@ def tune(
         typer.Option(
             "--pruning-interval",
             help="Score the latent code every K epochs (k-means, 2 restarts) and stop trials below the "
-            "median of earlier ones (Optuna's MedianPruner, after 5 trials); 0 turns pruning off.",
+            "median of earlier ones at the same epoch (Optuna's MedianPruner, after 5 trials, from epoch 2K "
+            "on); 0 turns pruning off.",
             rich_help_panel=_TUNING,
         ),
     ] = 20,
@@ -142,7 +147,7 @@ def tune(
         ),
     ] = "pca",
     tracking_uri: TrackingUri = None,
-    experiment: Experiment = DEFAULT_EXPERIMENT,
+    experiment: Experiment = _EXPERIMENT,
 ) -> None:
     """Tune a model's hyperparameters with Optuna, then report the best on labels and seeds it never saw.
 
@@ -259,6 +264,10 @@ def print_result(result: TuneResult) -> None:
         f"{result.tracking_uri}; figures: {', '.join(result.figures) or 'none'}",
         highlight=False,
     )
+
+
+# The annotations above are strings (resolved when the command is built), so these may come last.
+from vaebench.cli import Experiment, TrackingUri, err, out, user_errors  # noqa: E402
 
 
 def main() -> None:  # pragma: no cover - ``python -m vaebench.tune_cli``
