@@ -33,7 +33,9 @@ def opentsne_tsne(x: np.ndarray, dims: int) -> None:
     from openTSNE import TSNE as OpenTSNE
 
     method = "fft" if dims <= 2 else "bh"
-    OpenTSNE(n_components=dims, perplexity=40, random_state=0, n_jobs=1, negative_gradient_method=method).fit(x)
+    OpenTSNE(n_components=dims, perplexity=40, random_state=0, n_jobs=1, negative_gradient_method=method).fit(
+        x
+    )
 
 
 def median_seconds(fn, x: np.ndarray, dims: int, repeats: int) -> float:
@@ -46,7 +48,9 @@ def median_seconds(fn, x: np.ndarray, dims: int, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     backends = {"sklearn": sklearn_tsne}

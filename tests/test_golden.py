@@ -33,7 +33,9 @@ def reference_dir() -> Path:
 def test_scoring_the_studys_own_codes_reproduces_its_table(model: str) -> None:
     codes = pd.read_csv(reference_dir() / f"tsne2d_{model}.csv")
     assert len(codes) == 2638
-    scores, partition = kmeans_scores(codes[["x", "y"]].to_numpy(), codes["label"].to_numpy(), n_init=100, seed=0)
+    scores, partition = kmeans_scores(
+        codes[["x", "y"]].to_numpy(), codes["label"].to_numpy(), n_init=100, seed=0
+    )
     assert len(np.unique(partition.labels)) == 9
     measured = (scores["nmi"], scores["ari"], scores["hom"], scores["com"])
     np.testing.assert_allclose(measured, PUBLISHED[model], atol=0.01)

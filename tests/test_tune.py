@@ -434,7 +434,7 @@ def test_cli_refuses_the_same_labels_in_one_sentence(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from vaebench.tune_cli import _EXPERIMENT, tune  # importable before vaebench.cli
+    from vaebench.tune_cli import tune  # a command of its own, importable without vaebench.cli
 
     app = typer.Typer()
     app.command()(tune)
@@ -444,8 +444,42 @@ def test_cli_refuses_the_same_labels_in_one_sentence(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "must not be scored on the labels it was tuned on" in result.output
 
-    from vaebench.cli import DEFAULT_EXPERIMENT, app
+    from vaebench.cli import app
 
-    assert _EXPERIMENT == DEFAULT_EXPERIMENT
     mounted = CliRunner().invoke(app, ["tune", "--model", "ae", "--set", "colour=blue"])
     assert mounted.exit_code == 2 and "Unknown setting 'colour' in --set" in mounted.output
+
+
+def test_cli_study_end_to_end_and_the_tuned_model_in_the_report(tracking_uri: str, tmp_path: Path) -> None:
+    """What CI runs of tuning: the installed command, a tiny study, its fresh-seed evaluation, and the
+    tuned model standing beside a suite's defaults in `vaebench report`, paired with pca on its seeds."""
+    import anndata
+
+    from tests.helpers import run_cli
+
+    X, obs = toy_obs(150, np.random.default_rng(1))
+    data = tmp_path / "toy.h5ad"
+    anndata.AnnData(X=X, obs=obs).write_h5ad(data)
+    fixed = [arg for name, value in FAST.items() for arg in ("--set", f"{name}={value}")]
+    tuned = run_cli(
+        "tune", "--model", "ae", "--data", str(data), "--tune-label-key", "cluster",
+        "--eval-label-key", "celltype", "--trials", "2", "--evaluate-seeds", "2", "--sampler-seed", "0",
+        "--pruning-interval", "0", "--storage", f"sqlite:///{tmp_path / 'optuna.db'}", *fixed,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr
+    said = " ".join(tuned.stdout.split())  # rich wraps lines at the width of a terminal
+    assert "ae (tuned) - pca: tsne_kmeans.ari" in said and "over 2 paired seeds" in said
+    suite = tmp_path / "defaults.toml"
+    suite.write_text(
+        f'name = "defaults"\ndata_path = "{data}"\nlabel_key = "celltype"\nmodels = ["ae", "pca"]\n'
+        "seeds = [0, 1]\n\n[options]\nepochs = 2\nn_init = 2\nperplexity = 10.0\ntsne_3d = false\n"
+    )
+    ran = run_cli("run", "--suite", str(suite), "--report-dir", "out", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("entry")
+    assert summary.loc["ae (tuned)", "n_seeds"] == 2 and summary.loc["ae", "n_seeds"] == 2
+    assert summary.loc["pca", "n_seeds"] == 4  # the suite's seeds 0-1 and the study's fresh seeds
+    paired = pd.read_csv(tmp_path / "out" / "paired_vs_pca.csv").set_index(["entry", "metric"])
+    assert paired.loc[("ae (tuned)", "tsne_kmeans.ari"), "n_pairs"] == 2
+    assert paired.loc[("ae", "tsne_kmeans.ari"), "n_pairs"] == 2

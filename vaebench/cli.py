@@ -9,11 +9,23 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from vaebench.cli_common import (
+    DEFAULT_EXPERIMENT,
+    DataPath,
+    DatasetName,
+    Experiment,
+    LabelsPath,
+    TrackingUri,
+    err,
+    one_data_source,
+    out,
+    user_errors,
+)
 from vaebench.config import RunConfig, parse_hidden
 from vaebench.errors import VaebenchError
+from vaebench.tune_cli import tune
 
 app = typer.Typer(
     name="vaebench",
@@ -22,35 +34,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-DEFAULT_EXPERIMENT = "vaebench"
-
-TrackingUri = Annotated[
-    str | None,
-    typer.Option(
-        "--tracking-uri",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's default sqlite:///mlflow.db here).",
-        rich_help_panel="MLflow",
-    ),
-]
-Experiment = Annotated[
-    str, typer.Option("--experiment", help="MLflow experiment name.", rich_help_panel="MLflow")
-]
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn a user's mistake into one sentence on stderr and exit code 2; anything else is a bug."""
-    try:
-        yield
-    except VaebenchError as error:
-        err.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
-    except KeyboardInterrupt:
-        err.print("Interrupted; what was logged so far is kept (the run is marked KILLED).")
-        raise typer.Exit(code=130) from None
 
 
 def configure_tracking(tracking_uri: str | None, experiment: str) -> str:
@@ -100,20 +83,9 @@ def print_run_location(tracking_uri: str, experiment: str, run_id: str) -> None:
 @app.command()
 def run(
     model: Annotated[str, typer.Option("--model", "-m", help="Model to train (see `vaebench list`).")] = "ae",
-    dataset: Annotated[
-        str | None,
-        typer.Option("--dataset", "-d", help="Registered dataset (default pbmc68k).", rich_help_panel="Data"),
-    ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option("--data", help="Your own data: .h5ad, 10x folder or CSV.", rich_help_panel="Data"),
-    ] = None,
-    labels: Annotated[
-        Path | None,
-        typer.Option(
-            "--labels", help="Labels CSV for a 10x folder or a genes x cells CSV.", rich_help_panel="Data"
-        ),
-    ] = None,
+    dataset: DatasetName = None,
+    data: DataPath = None,
+    labels: LabelsPath = None,
     label_key: Annotated[
         str | None,
         typer.Option("--label-key", help="Annotation column used as ground truth.", rich_help_panel="Data"),
@@ -232,8 +204,7 @@ def run(
             threads=threads,
             device=device,
         )
-        if dataset is not None and data is not None:
-            raise VaebenchError("Give either --dataset or --data, not both.")
+        one_data_source(dataset, data)
         config = config.validate()
         from vaebench.runner import load_for, run_and_log
 
@@ -433,9 +404,6 @@ def list_registries() -> None:
             table.add_row(*row)
         out.print(table)
 
-
-# `vaebench tune` lives in its own module (it reuses this module's helpers, hence the late import).
-from vaebench.tune_cli import tune  # noqa: E402
 
 app.command()(tune)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
@@ -24,11 +24,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy import stats
 
 from vaebench import tracking
 from vaebench.errors import VaebenchError
 from vaebench.evaluate import score_heatmap
+from vaebench.stats import paired_difference, t_interval
 
 SCORES = ("tsne_kmeans.nmi", "tsne_kmeans.ari", "tsne_kmeans.hom", "tsne_kmeans.com")
 SUMMARY_METRICS = (
@@ -74,15 +74,6 @@ def group_key(frame: pd.DataFrame) -> pd.Series:
     return frame.apply(
         lambda r: r["entry"] if pd.isna(r["beta"]) else f"{r['entry']} (beta={r['beta']:g})", axis=1
     )
-
-
-def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """The t-interval of the mean of ``values`` (NaN with fewer than two values)."""
-    values = values[~np.isnan(values)]
-    if len(values) < 2:
-        return (np.nan, np.nan)
-    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return (values.mean() - half, values.mean() + half)
 
 
 def summarise(frame: pd.DataFrame, metrics: Sequence[str] = SUMMARY_METRICS) -> pd.DataFrame:
@@ -141,30 +132,8 @@ def paired_against_baseline(
                 .dropna()
             )
             diff = (paired["model"] - paired["baseline"]).to_numpy(dtype=float)
-            low, high = t_interval(diff)
-            p_value = np.nan
-            if len(diff) >= 2 and np.any(diff != 0):
-                p_value = float(stats.wilcoxon(diff).pvalue)
-            if np.isnan(low):
-                verdict = "too few seeds"
-            elif low > 0:
-                verdict = f"better than {baseline}"
-            elif high < 0:
-                verdict = f"worse than {baseline}"
-            else:
-                verdict = "within noise"
             rows.append(
-                {
-                    "entry": entry,
-                    "beta": beta,
-                    "metric": metric,
-                    "n_pairs": len(diff),
-                    "mean_difference": diff.mean() if len(diff) else np.nan,
-                    "ci95_low": low,
-                    "ci95_high": high,
-                    "wilcoxon_p": p_value,
-                    "verdict": verdict,
-                }
+                {"entry": entry, "beta": beta, "metric": metric, **asdict(paired_difference(diff, baseline))}
             )
     return pd.DataFrame(rows)
 
@@ -373,15 +342,27 @@ def report_suite(parent_run_id: str, out_dir: Path, experiment: str | None = Non
 
 
 def _tuned_runs_beside(frame: pd.DataFrame, experiment: str | None) -> pd.DataFrame:
-    """Evaluation runs of tuned models on the same dataset and labels, to stand beside the defaults."""
+    """Evaluation runs of tuned models on the same dataset and labels, to stand beside the defaults, with
+    the baseline runs of their fresh seeds (so that the paired comparison has its pairs).
+
+    A seed's run of an entry that the suite already has (the suite's own ``pca``, say) is not counted twice.
+    """
     if not experiment:
         return pd.DataFrame()
-    tuned = tracking.experiment_runs(experiment, "tags.tuned = 'true'")
+    tuned = tracking.experiment_runs(
+        experiment, "tags.`vaebench.role` = 'tune-eval' AND tags.tuned != 'superseded'"
+    )
     if tuned.empty:
         return pd.DataFrame()
     tuned = tidy_runs(tuned)
     same = tuned["dataset"].isin(set(frame["dataset"])) & tuned["label_key"].isin(set(frame["label_key"]))
-    return tuned[same]
+    tuned = tuned[same]
+    known = set(zip(frame["entry"], frame["beta"].fillna(-1.0), frame["seed"], strict=True))
+    fresh = [
+        key not in known
+        for key in zip(tuned["entry"], tuned["beta"].fillna(-1.0), tuned["seed"], strict=True)
+    ]
+    return tuned[fresh].drop_duplicates(subset=["entry", "beta", "seed"])
 
 
 def report_experiment(experiment: str, out_dir: Path, suite_run: str | None = None) -> list[Path]:

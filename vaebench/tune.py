@@ -49,6 +49,7 @@ from vaebench.config import EXECUTION_FIELDS, RunConfig, parse_hidden
 from vaebench.data import DEFAULT_DATASET
 from vaebench.errors import VaebenchError, unknown_name
 from vaebench.models import get_model
+from vaebench.stats import paired_difference
 from vaebench.suite import threads_per_job
 
 if TYPE_CHECKING:
@@ -638,7 +639,9 @@ class TrialObjective:
         self.experiment = experiment
         self.space = search_space(settings)
         base = base_config(settings)
-        self.base = replace(base, threads=base.threads or threads)
+        # The 3-d t-SNE enters no score, only a figure: trials skip it unless --set tsne_3d=true.
+        tsne_3d = base.tsne_3d if "tsne_3d" in settings.fixed else False
+        self.base = replace(base, threads=base.threads or threads, tsne_3d=tsne_3d)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         from vaebench.runner import run_and_log
@@ -779,7 +782,10 @@ class Comparison:
     n_pairs: int
     mean_difference: float
     sd_difference: float
+    ci95_low: float
+    ci95_high: float
     wilcoxon_p: float
+    verdict: str
 
 
 @dataclass
@@ -814,32 +820,15 @@ def best_trials(study: optuna.Study, multi_objective: bool) -> list[FrozenTrial]
 
 
 def compare(point: PointEvaluation, baseline: PointEvaluation, metrics: Sequence[str]) -> list[Comparison]:
-    """Paired (on the seed) differences point - baseline: mean, sd and the exact Wilcoxon signed-rank p.
-
-    With n pairs the two-sided p cannot go below 2 / 2**n (0.0625 for 5 seeds).
-    """
-    from scipy import stats
-
+    """Paired (on the seed) differences point - baseline, summarised by :func:`vaebench.stats.paired_difference`."""
     rows = []
     for metric in metrics:
         mine = dict(zip(point.seeds, point.per_seed.get(metric, []), strict=False))
         theirs = dict(zip(baseline.seeds, baseline.per_seed.get(metric, []), strict=False))
-        seeds = sorted(set(mine) & set(theirs))
-        diffs = np.asarray([mine[s] - theirs[s] for s in seeds], dtype=float)
-        p = math.nan
-        if diffs.size >= 2 and np.any(diffs != 0):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                p = float(stats.wilcoxon(diffs).pvalue)
+        diffs = np.asarray([mine[s] - theirs[s] for s in sorted(set(mine) & set(theirs))], dtype=float)
         rows.append(
             Comparison(
-                point.entry,
-                baseline.entry,
-                metric,
-                int(diffs.size),
-                float(diffs.mean()) if diffs.size else math.nan,
-                float(diffs.std(ddof=1)) if diffs.size > 1 else math.nan,
-                p,
+                point.entry, baseline.entry, metric, **asdict(paired_difference(diffs, baseline.entry))
             )
         )
     return rows
@@ -1238,8 +1227,14 @@ def _evaluate(
     data_hash = eval_data.content_hash()
     done = tracking.experiment_runs(experiment, f"tags.suite = '{suite}'")
     finished: dict[str, str] = {}
+    if settings.baseline is not None:
+        # The baseline is not tuned: a finished run of the same configuration (the data's hash included)
+        # from another study's evaluation is the same run, so studies of several models share it.
+        shared = tracking.experiment_runs(experiment, "tags.baseline = 'true'")
+        if not shared.empty and "tags.config_hash" in shared:
+            finished.update(zip(shared["tags.config_hash"], shared["run_id"], strict=True))
     if not done.empty and "tags.config_hash" in done:
-        finished = dict(zip(done["tags.config_hash"], done["run_id"], strict=True))
+        finished.update(zip(done["tags.config_hash"], done["run_id"], strict=True))
     tasks: list[tuple[int, RunConfig, dict[str, Any]]] = []
     evaluations: list[PointEvaluation] = []
     for index, (entry, number, config, extra) in enumerate(points):
@@ -1391,13 +1386,13 @@ def summary_markdown(result: TuneResult, objective: str) -> str:
     if result.comparisons:
         lines += [
             "",
-            "| entry | vs | metric | pairs | mean difference | sd | Wilcoxon p |",
-            "|---|---|---|---|---|---|---|",
+            "| entry | vs | metric | pairs | mean difference | 95% interval | Wilcoxon p | verdict |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for c in result.comparisons:
             lines.append(
                 f"| {c.entry} | {c.baseline} | {c.metric} | {c.n_pairs} | {c.mean_difference:+.3f} | "
-                f"{c.sd_difference:.3f} | {c.wilcoxon_p:.3g} |"
+                f"[{c.ci95_low:+.3f}, {c.ci95_high:+.3f}] | {c.wilcoxon_p:.3g} | {c.verdict} |"
             )
     return "\n".join(lines) + "\n"
 

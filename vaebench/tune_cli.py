@@ -1,20 +1,28 @@
 """``vaebench tune``: the typer command around :func:`vaebench.tune.tune` (mounted by :mod:`vaebench.cli`).
 
 ``python -m vaebench.tune_cli`` runs the command on its own.
-
-:mod:`vaebench.cli` imports this module at its end and this module uses the CLI's helpers, so they are
-imported at the bottom: either module can be imported first.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from vaebench.cli_common import (
+    DEFAULT_EXPERIMENT,
+    DataPath,
+    DatasetName,
+    Experiment,
+    LabelsPath,
+    TrackingUri,
+    err,
+    one_data_source,
+    out,
+    user_errors,
+)
 from vaebench.tune import (
     DEFAULT_OBJECTIVE,
     DEFAULT_STORAGE,
@@ -26,7 +34,6 @@ from vaebench.tune import (
 )
 from vaebench.tune import tune as run_study
 
-_EXPERIMENT = "vaebench"  # vaebench.cli.DEFAULT_EXPERIMENT (tests check they agree)
 _TUNING = "Tuning"
 _HONESTY = "Honest evaluation"
 
@@ -43,20 +50,9 @@ def tune(
     jobs: Annotated[
         int, typer.Option(help="Trials run at once, in separate processes sharing the storage and the cores.")
     ] = 1,
-    dataset: Annotated[
-        str | None,
-        typer.Option("--dataset", "-d", help="Registered dataset (default pbmc68k).", rich_help_panel="Data"),
-    ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option("--data", help="Your own data: .h5ad, 10x folder or CSV.", rich_help_panel="Data"),
-    ] = None,
-    labels: Annotated[
-        Path | None,
-        typer.Option(
-            "--labels", help="Labels CSV for a 10x folder or a genes x cells CSV.", rich_help_panel="Data"
-        ),
-    ] = None,
+    dataset: DatasetName = None,
+    data: DataPath = None,
+    labels: LabelsPath = None,
     objective: Annotated[
         str,
         typer.Option(
@@ -147,7 +143,7 @@ def tune(
         ),
     ] = "pca",
     tracking_uri: TrackingUri = None,
-    experiment: Experiment = _EXPERIMENT,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
 ) -> None:
     """Tune a model's hyperparameters with Optuna, then report the best on labels and seeds it never saw.
 
@@ -159,15 +155,14 @@ def tune(
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        if dataset is not None and data is not None:
-            from vaebench.errors import VaebenchError
-
-            raise VaebenchError("Give either --dataset or --data, not both.")
+        one_data_source(dataset, data)
         settings = TuneSettings(
             model=model,
             trials=trials,
             dataset=dataset if dataset is not None else (TuneSettings.dataset if data is None else None),
-            data_path=str(data) if data is not None else None,
+            data_path=str(data.resolve())
+            if data is not None
+            else None,  # one study, however the path is spelt
             labels_path=str(labels) if labels is not None else None,
             tune_label_key=tune_label_key,
             eval_label_key=eval_label_key,
@@ -249,8 +244,9 @@ def print_result(result: TuneResult) -> None:
             if c.metric == objective:
                 p = "n/a" if math.isnan(c.wilcoxon_p) else f"{c.wilcoxon_p:.3g}"
                 out.print(
-                    f"{c.entry} - {c.baseline}: {c.metric} {c.mean_difference:+.3f} (sd {c.sd_difference:.3f}, "
-                    f"{c.n_pairs} paired seeds, Wilcoxon p = {p}; with 5 pairs p cannot go below 0.0625)",
+                    f"{c.entry} - {c.baseline}: {c.metric} {c.mean_difference:+.3f}, 95% interval "
+                    f"[{c.ci95_low:+.3f}, {c.ci95_high:+.3f}] over {c.n_pairs} paired seeds: [bold]{c.verdict}[/] "
+                    f"(Wilcoxon p = {p}; with {c.n_pairs} pairs it cannot go below {2 / 2**c.n_pairs:.3g})",
                     highlight=False,
                 )
     for note in result.notes:
@@ -264,10 +260,6 @@ def print_result(result: TuneResult) -> None:
         f"{result.tracking_uri}; figures: {', '.join(result.figures) or 'none'}",
         highlight=False,
     )
-
-
-# The annotations above are strings (resolved when the command is built), so these may come last.
-from vaebench.cli import Experiment, TrackingUri, err, out, user_errors  # noqa: E402
 
 
 def main() -> None:  # pragma: no cover - ``python -m vaebench.tune_cli``
