@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 if TYPE_CHECKING:
-    from vaebench.tune import PointEvaluation
+    from vaebench.tune.results import PointEvaluation
 
 
 class FigureSkipped(Exception):
