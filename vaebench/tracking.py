@@ -162,7 +162,9 @@ class RunHandle:
         import mlflow.sklearn
         import sklearn
 
-        with self._activated():
+        # PCA has transform() and no predict(), so MLflow logs no pyfunc flavour and warns so on every run:
+        # the model is loaded with mlflow.sklearn.load_model (the README says so).
+        with self._activated(), _quiet("mlflow.sklearn"):
             mlflow.sklearn.log_model(
                 estimator, name=name, pip_requirements=[f"scikit-learn=={sklearn.__version__}"]
             )

@@ -93,7 +93,7 @@ def _evaluate(
         else:
             todo.append((index, config, tags))
     if runs:
-        emit(f"Reusing {len(runs)} finished evaluation run(s) of this study.")
+        emit(f"Reusing {len(runs)} finished evaluation run(s) (this study's, or the baseline's of another).")
     what = f"{len(best)} tuned configuration(s)" + (f" and {settings.baseline}" if settings.baseline else "")
     emit(
         f"Evaluating {what} on fresh seeds {settings.eval_seeds} with labels {label!r}: "
