@@ -44,6 +44,8 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
     """
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
+    # Reports read small artifacts back; MLflow would draw a download bar on stderr for each one.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     project_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
         if project_run_id:
