@@ -72,7 +72,7 @@ def tidy_runs(runs: pd.DataFrame) -> pd.DataFrame:
 def group_key(frame: pd.DataFrame) -> pd.Series:
     """``entry`` for models without a beta, ``entry (beta=B)`` for the others."""
     return frame.apply(
-        lambda r: r["entry"] if pd.isna(r["beta"]) else f"{r['entry']} (beta={r['beta']:g})", axis=1
+        lambda r: r["entry"] if pd.isna(r["beta"]) else f"{r['entry']} (beta={r['beta']:.3g})", axis=1
     )
 
 
@@ -96,7 +96,7 @@ def summary_markdown(summary: pd.DataFrame, metrics: Sequence[str] = SUMMARY_MET
     """The summary as a Markdown table of ``mean ± sd [95% interval]`` cells."""
     lines = ["| entry | beta | seeds | " + " | ".join(metrics) + " |", "|" + "---|" * (3 + len(metrics))]
     for _, row in summary.iterrows():
-        beta = "" if pd.isna(row["beta"]) else f"{row['beta']:g}"
+        beta = "" if pd.isna(row["beta"]) else f"{row['beta']:.3g}"
         cells = []
         for metric in metrics:
             mean, sd = row[f"{metric} mean"], row[f"{metric} sd"]
@@ -151,7 +151,7 @@ def heatmap_figure(summary: pd.DataFrame, subtitle: str) -> Figure:
     table = pd.DataFrame(
         {metric.split(".")[1].upper(): summary[f"{metric} mean"].to_numpy() for metric in SCORES},
         index=[
-            e if pd.isna(b) else f"{e} (beta={b:g})"
+            e if pd.isna(b) else f"{e} (beta={b:.3g})"
             for e, b in zip(summary["entry"], summary["beta"], strict=True)
         ],
     )
@@ -161,7 +161,12 @@ def heatmap_figure(summary: pd.DataFrame, subtitle: str) -> Figure:
 def beta_figure(summary: pd.DataFrame, metric: str, subtitle: str) -> Figure:
     """Score against beta per model, with error bars of one standard deviation over seeds."""
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    betas = summary["beta"].dropna()
+    # Ticks at the betas of the grid (entries run at several betas); a tuned entry's single beta is a
+    # point of its own, left unlabelled so that its ticks do not crowd the grid's.
+    grid = summary.groupby("entry")["beta"].transform("nunique") > 1
+    betas = summary.loc[grid, "beta"].dropna()
+    if betas.empty:
+        betas = summary["beta"].dropna()
     for entry, group in summary.groupby("entry", sort=True):
         mean, sd = group[f"{metric} mean"], group[f"{metric} sd"].fillna(0)
         if group["beta"].isna().all():
@@ -173,7 +178,7 @@ def beta_figure(summary: pd.DataFrame, metric: str, subtitle: str) -> Figure:
             ax.errorbar(group["beta"], mean, yerr=sd, marker="o", capsize=4, label=entry, color=_color(entry))
     if not betas.empty:
         ax.set_xscale("log")
-        ax.set_xticks(sorted(set(betas)), [f"{b:g}" for b in sorted(set(betas))])
+        ax.set_xticks(sorted(set(betas)), [f"{b:.3g}" for b in sorted(set(betas))])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("beta (weight of the KL term)")
     ax.set_ylabel(f"{metric} (mean ± sd over seeds)")
@@ -301,7 +306,7 @@ def _paired_markdown(paired: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for _, r in paired.iterrows():
-        beta = "" if pd.isna(r["beta"]) else f"{r['beta']:g}"
+        beta = "" if pd.isna(r["beta"]) else f"{r['beta']:.3g}"
         lines.append(
             f"| {r['entry']} | {beta} | {r['metric']} | {r['n_pairs']} | {r['mean_difference']:+.3f} | "
             f"[{r['ci95_low']:+.3f}, {r['ci95_high']:+.3f}] | {r['wilcoxon_p']:.3g} | {r['verdict']} |"
@@ -316,7 +321,7 @@ def tsne_panels(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         text = tracking.load_artifact_text(run["run_id"], "latent/tsne2d.csv")
         if text is None:
             continue
-        beta = "" if pd.isna(run["beta"]) else f", beta={run['beta']:g}"
+        beta = "" if pd.isna(run["beta"]) else f", beta={run['beta']:.3g}"
         title = f"{run['entry']}{beta}, seed {run['seed']} (ARI {run[RANK_METRIC]:.2f})"
         panels.append((title, pd.read_csv(io.StringIO(text))))
     return panels

@@ -44,6 +44,8 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
     """
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
+    # Reports read small artifacts back; MLflow would draw a download bar on stderr for each one.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     project_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
         if project_run_id:
@@ -162,7 +164,9 @@ class RunHandle:
         import mlflow.sklearn
         import sklearn
 
-        with self._activated():
+        # PCA has transform() and no predict(), so MLflow logs no pyfunc flavour and warns so on every run:
+        # the model is loaded with mlflow.sklearn.load_model (the README says so).
+        with self._activated(), _quiet("mlflow.sklearn"):
             mlflow.sklearn.log_model(
                 estimator, name=name, pip_requirements=[f"scikit-learn=={sklearn.__version__}"]
             )

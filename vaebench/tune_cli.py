@@ -82,7 +82,8 @@ def tune(
         typer.Option(
             "--set",
             help="Fix a setting as name=value (repeatable), removing it from the search space, "
-            "e.g. --set latent_dim=6 --set tsne_3d=false.",
+            "e.g. --set latent_dim=6 --set epochs=200. Trials skip the 3-d t-SNE (it enters no score) "
+            "unless --set tsne_3d=true.",
             rich_help_panel=_TUNING,
         ),
     ] = None,

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 if TYPE_CHECKING:
-    from vaebench.tune import PointEvaluation
+    from vaebench.tune.results import PointEvaluation
 
 
 class FigureSkipped(Exception):
@@ -110,7 +110,10 @@ def evaluation_figure(points: Sequence[PointEvaluation], objective: str, label_k
             )
     ax.set_xticks(range(len(points)), [p.entry for p in points], rotation=15, ha="right")
     ax.set_ylabel(f"{objective} on {label_key!r}")
-    ax.set_title(f"Fresh seeds, evaluation labels {label_key!r} (mean ± sd in black)")
+    seeds = max((len(p.seeds) for p in points), default=0)
+    ax.set_title(
+        f"{seeds} fresh seeds, scored on {label_key!r}\n(dots: seeds; black: mean ± sd)", fontsize=11
+    )
     ax.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return figure

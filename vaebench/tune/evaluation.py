@@ -1,0 +1,206 @@
+"""The honest number: the best configuration(s) and the baseline re-trained on fresh seeds.
+
+Each point is trained on the evaluation seeds (never the tuning seed) and scored on the evaluation labels;
+runs a previous invocation finished are reused (the untuned baseline's runs across studies too), the runs
+of configurations no longer best are tagged ``tuned=superseded``, each tuned point is compared with the
+baseline paired on the seed, and the summary (metrics, ``eval/summary.json``, ``eval/summary.md``, a figure)
+goes to the study's parent run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Any
+
+from optuna.trial import FrozenTrial
+
+from vaebench import tracking
+from vaebench.config import RunConfig
+from vaebench.suite import threads_per_job
+from vaebench.tune.results import PointEvaluation, TuneResult, compare, summary_markdown
+from vaebench.tune.settings import PROTOCOL_METRICS, EventHook, TuneSettings
+from vaebench.tune.space import config_for
+from vaebench.tune.storage import process_owner
+from vaebench.tune.workers import _evaluate_one, _pool
+
+if TYPE_CHECKING:
+    from vaebench.data import Dataset
+
+
+def _evaluate(
+    parent: tracking.RunHandle,
+    settings: TuneSettings,
+    base: RunConfig,
+    best: list[FrozenTrial],
+    eval_data: Dataset,
+    experiment: str,
+    uri: str,
+    result: TuneResult,
+    emit: EventHook,
+) -> None:
+    """Re-train each best configuration (and the baseline) on the fresh seeds, scored on the eval labels."""
+    suite = f"tune:{settings.study_name}"
+    label = settings.eval_label_key
+    threads = threads_per_job(settings.jobs)
+    points: list[tuple[str, int | None, RunConfig, dict[str, Any]]] = []
+    for trial in best:
+        entry = (
+            f"{settings.model} (tuned)"
+            if len(best) == 1
+            else f"{settings.model} (tuned, trial {trial.number})"
+        )
+        config = config_for(base, trial.params, label_key=label)
+        points.append((entry, trial.number, config, {"tuned": "true", "trial_number": trial.number}))
+    if settings.baseline is not None:
+        config = replace(base, model=settings.baseline, label_key=label).validate()
+        points.append((settings.baseline, None, config, {"tuned": "false", "baseline": "true"}))
+    data_hash = eval_data.content_hash()
+    done = tracking.experiment_runs(experiment, f"tags.suite = '{suite}'")
+    finished: dict[str, str] = {}
+    if settings.baseline is not None:
+        # The baseline is not tuned: a finished run of the same configuration (the data's hash included)
+        # from another study's evaluation is the same run, so studies of several models share it.
+        shared = tracking.experiment_runs(experiment, "tags.baseline = 'true'")
+        if not shared.empty and "tags.config_hash" in shared:
+            finished.update(zip(shared["tags.config_hash"], shared["run_id"], strict=True))
+    if not done.empty and "tags.config_hash" in done:
+        finished.update(zip(done["tags.config_hash"], done["run_id"], strict=True))
+    tasks: list[tuple[int, RunConfig, dict[str, Any]]] = []
+    evaluations: list[PointEvaluation] = []
+    for index, (entry, number, config, extra) in enumerate(points):
+        evaluations.append(PointEvaluation(entry, number, config.params(), label or "", [], [], {}))
+        for seed in settings.eval_seeds:
+            seeded = replace(config, seed=seed, threads=config.threads or threads)
+            tags = {
+                "suite": suite,
+                "suite_parent": parent.run_id,
+                "entry": entry,
+                "vaebench.role": "tune-eval",
+                "study": settings.study_name,
+                "tune_parent": parent.run_id,
+                "eval_label_key": label,
+                "tune_owner": process_owner(),
+                **extra,
+            }
+            tasks.append((index, seeded, tags))
+    runs: list[tuple[int, RunConfig, str | None, dict[str, float], str]] = []
+    todo = []
+    for index, config, tags in tasks:
+        run_id = finished.get(config.config_hash(data_hash))
+        if run_id is not None:
+            runs.append((index, config, run_id, tracking.run_metrics(run_id), ""))
+        else:
+            todo.append((index, config, tags))
+    if runs:
+        emit(f"Reusing {len(runs)} finished evaluation run(s) (this study's, or the baseline's of another).")
+    what = f"{len(best)} tuned configuration(s)" + (f" and {settings.baseline}" if settings.baseline else "")
+    emit(
+        f"Evaluating {what} on fresh seeds {settings.eval_seeds} with labels {label!r}: "
+        f"{len(todo)} run(s) to train."
+    )
+    jobs = min(settings.jobs, len(todo))
+    if jobs <= 1:
+        for index, config, tags in todo:
+            run_id, metrics, reason = _evaluate_one(config, tags, parent.run_id, eval_data)
+            runs.append((index, config, run_id, metrics, reason))
+            emit(
+                f"evaluated {points[index][0]} seed {config.seed}: "
+                + (reason or _score_line(metrics, settings.objective))
+            )
+    else:
+        with _pool(jobs, uri, experiment, eval_data) as pool:
+            futures = {
+                pool.submit(_evaluate_one, config, tags, parent.run_id): (index, config)
+                for index, config, tags in todo
+            }
+            for future in futures:
+                index, config = futures[future]
+                run_id, metrics, reason = future.result()
+                runs.append((index, config, run_id, metrics, reason))
+                emit(
+                    f"evaluated {points[index][0]} seed {config.seed}: "
+                    + (reason or _score_line(metrics, settings.objective))
+                )
+    for index, config, run_id, metrics, reason in sorted(runs, key=lambda r: (r[0], r[1].seed)):
+        point = evaluations[index]
+        if run_id is None:
+            point.failed.append(f"seed {config.seed}: {reason}")
+            continue
+        point.seeds.append(config.seed)
+        point.run_ids.append(run_id)
+        for name, value in metrics.items():
+            point.per_seed.setdefault(name, []).append(value)
+    _retire_superseded(done, {config.config_hash(data_hash) for _, config, _ in tasks})
+    if settings.baseline is not None:
+        result.baseline = evaluations.pop()
+    result.evaluations = evaluations
+    compared = list(dict.fromkeys([settings.objective, *PROTOCOL_METRICS]))
+    if result.baseline is not None:
+        for point in evaluations:
+            result.comparisons.extend(compare(point, result.baseline, compared))
+    _log_evaluation_summary(parent, settings, result)
+
+
+def _retire_superseded(done: Any, current: set[str]) -> None:
+    """Tag ``tuned=superseded`` the study's earlier evaluation runs of configurations no longer its best,
+    so that reports (which gather ``tuned=true`` runs) do not pool two different tuned configurations."""
+    if done.empty or "tags.tuned" not in done:
+        return
+    for run_id, tuned, config_hash in zip(
+        done["run_id"], done["tags.tuned"], done["tags.config_hash"], strict=True
+    ):
+        if tuned == "true" and config_hash not in current:
+            tracking.run_handle(run_id).set_tags({"tuned": "superseded"})
+
+
+def _score_line(metrics: dict[str, float], objective: str) -> str:
+    return f"{objective} {metrics.get(objective, math.nan):.4f}"
+
+
+def _log_evaluation_summary(parent: tracking.RunHandle, settings: TuneSettings, result: TuneResult) -> None:
+    import matplotlib.pyplot as plt
+
+    from vaebench.tune import figures
+
+    single = len(result.evaluations) == 1
+    metrics: dict[str, float] = {}
+    for point in result.evaluations:
+        prefix = "eval" if single else f"eval.trial{point.trial_number}"
+        for name, stats in point.summary().items():
+            metrics[f"{prefix}.{name}.mean"] = stats["mean"]
+            if not math.isnan(stats["sd"]):
+                metrics[f"{prefix}.{name}.sd"] = stats["sd"]
+    if result.baseline is not None:
+        for name, stats in result.baseline.summary().items():
+            metrics[f"baseline.{name}.mean"] = stats["mean"]
+            if not math.isnan(stats["sd"]):
+                metrics[f"baseline.{name}.sd"] = stats["sd"]
+    parent.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
+    parent.log_dict(
+        {
+            "eval_label_key": settings.eval_label_key,
+            "seeds": settings.eval_seeds,
+            "points": [
+                {
+                    "entry": p.entry,
+                    "trial": p.trial_number,
+                    "seeds": p.seeds,
+                    "run_ids": p.run_ids,
+                    "failed": p.failed,
+                    "summary": p.summary(),
+                    "per_seed": p.per_seed,
+                }
+                for p in [*result.evaluations, *([result.baseline] if result.baseline else [])]
+            ],
+            "comparisons": [asdict(c) for c in result.comparisons],
+        },
+        "eval/summary.json",
+    )
+    parent.log_text(summary_markdown(result, settings.objective), "eval/summary.md")
+    points = [*result.evaluations, *([result.baseline] if result.baseline else [])]
+    if any(p.seeds for p in points):
+        figure = figures.evaluation_figure(points, settings.objective, settings.eval_label_key or "")
+        parent.log_figure(figure, "figures/evaluation.png")
+        plt.close(figure)
+        result.figures.append("figures/evaluation.png")

@@ -1,0 +1,213 @@
+"""Where a study lives and which process owns its trials.
+
+The Optuna RDB storage with a heartbeat, the sampler and the pruner, opening (or continuing) a study whose
+definition must not change, and the recovery of what a killed process left RUNNING: each trial records its
+owner as ``host:pid:start``, and a trial (or MLflow run) whose owner on this machine is gone is failed and
+retried at once, without waiting for the heartbeat's grace period. :func:`counted_trials` says which trials
+count toward the study's total.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import socket
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.trial import FrozenTrial, TrialState
+
+from vaebench import tracking
+from vaebench.errors import VaebenchError
+from vaebench.tune.settings import TuneSettings
+
+# User attributes the study and its trials keep in the storage.
+_OWNER_ATTR = "vaebench.owner"
+_FAILURE_ATTR = "vaebench.failure"
+_DEFINITION_ATTR = "vaebench.definition"
+_DATA_HASH_ATTR = "vaebench.data_hash"
+
+
+class _RetryStaleTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a stale trial, less the dead process's ownership attributes."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if not k.startswith("vaebench.")}
+        super().__call__(study, trial)
+
+
+def open_storage(settings: TuneSettings) -> optuna.storages.RDBStorage:
+    """The study's RDB storage with a heartbeat: trials whose process stops beating are failed and retried.
+
+    Raises :class:`VaebenchError` for a URL that cannot be opened.
+    """
+    url = settings.storage
+    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=settings.heartbeat_interval,
+                grace_period=settings.grace_period,
+                heartbeat_stale_trial_callback=_RetryStaleTrial(max_retry=settings.max_retry),
+            )
+    except Exception as error:  # SQLAlchemy and Optuna raise many types for a bad URL
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise VaebenchError(
+            f"The Optuna storage {redact(url)!r} could not be opened ({reason}); give a database URL such "
+            "as sqlite:///optuna.db."
+        ) from None
+
+
+def redact(url: str) -> str:
+    """A storage URL without its password, and a relative SQLite path made absolute."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        url = f"sqlite:///{Path(url[len('sqlite:///') :]).resolve()}"
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def make_sampler(settings: TuneSettings) -> optuna.samplers.BaseSampler:
+    """TPE (with the constant liar when trials run in parallel, so workers do not sample the same point).
+
+    A ``sampler_seed`` makes the sequence of configurations repeatable in one process (with parallel jobs
+    the order in which trials finish still varies)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return optuna.samplers.TPESampler(constant_liar=settings.jobs > 1, seed=settings.sampler_seed)
+
+
+def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
+    """Optuna's ``MedianPruner`` (the median stopping rule of Golovin et al. 2017), after
+    ``pruning_startup_trials`` unpruned trials and never before epoch ``2 * pruning_interval`` (early
+    scores favour configurations that take more steps per epoch, such as small batches); no pruning in
+    multi-objective mode or with interval 0."""
+    if settings.multi_objective:
+        return optuna.pruners.NopPruner()
+    if settings.pruner is not None:
+        return settings.pruner
+    if settings.pruning_interval == 0:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=settings.pruning_startup_trials, n_warmup_steps=2 * settings.pruning_interval
+    )
+
+
+def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage | None = None) -> optuna.Study:
+    """Create the study, or load it to continue; a study started with another definition is refused."""
+    storage = storage or open_storage(settings)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=settings.study_name,
+        directions=settings.directions,
+        sampler=make_sampler(settings),
+        pruner=make_pruner(settings),
+        load_if_exists=True,
+    )
+    definition = json.loads(json.dumps(settings.definition()))
+    stored = study.user_attrs.get(_DEFINITION_ATTR)
+    if stored is None:
+        study.set_user_attr(_DEFINITION_ATTR, definition)
+    elif stored != definition:
+        changed = [k for k in definition if stored.get(k) != definition[k]]
+        raise VaebenchError(
+            f"Study {settings.study_name!r} in {redact(settings.storage)} was started with other settings "
+            f"({', '.join(f'{k}: {stored.get(k)!r}' for k in changed)}); continue it with those or give a new "
+            "--study-name."
+        )
+    return study
+
+
+def process_owner() -> str:
+    """``host:pid:start`` naming this process (its start time tells a reused pid apart)."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or ''}"
+
+
+def owner_alive(owner: str) -> bool | None:
+    """Whether the process named by :func:`process_owner` still runs; None when it ran on another host."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return None
+    pid, start = int(parts[1]), parts[2]
+    if Path("/proc").is_dir():
+        current = _start_time(pid)
+        return current is not None and (not start or current == start)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot, from /proc; None if it is gone (or a zombie)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None if Path("/proc").is_dir() else ""
+    fields = text[text.rfind(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def recover_dead_trials(study: optuna.Study, settings: TuneSettings) -> list[int]:
+    """Fail, and queue again, the RUNNING trials whose process on this machine is gone (a kill -9, a crash).
+
+    Trials of processes on other machines are left to the storage's heartbeat. Returns the trial numbers.
+    """
+    storage = study._storage
+    study_id = storage.get_study_id_from_name(study.study_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        retry = _RetryStaleTrial(max_retry=settings.max_retry)
+    recovered = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = trial.user_attrs.get(_OWNER_ATTR)
+        if owner is None or owner_alive(owner) is not False:
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            retry(study, copy.deepcopy(storage.get_trial(trial_id)))
+        recovered.append(trial.number)
+    return recovered
+
+
+def close_dead_runs(experiment: str, study_name: str) -> list[str]:
+    """End as KILLED the MLflow runs of ``study_name`` left RUNNING by a process on this machine that is gone."""
+    closed = []
+    for run_id, tags in tracking.running_runs(experiment, f"tags.study = '{study_name}'"):
+        owner = tags.get("tune_owner")
+        if owner is None or owner_alive(owner) is not False:
+            continue
+        extra = {"trial_state": "FAIL"} if tags.get("vaebench.role") == "tune-trial" else {}
+        tracking.close_run(run_id, tracking.KILLED, {**extra, "failure_reason": "its process was killed"})
+        closed.append(run_id)
+    return closed
+
+
+def counted_trials(study: optuna.Study) -> int:
+    """Trials that count toward the study's total: finished, pruned, or failed for a reason of their own
+    (a diverging configuration), not those failed because their process was killed (they are retried)."""
+    counted = 0
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+            trial.state == TrialState.FAIL and _FAILURE_ATTR in trial.user_attrs
+        ):
+            counted += 1
+    return counted

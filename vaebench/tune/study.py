@@ -1,0 +1,329 @@
+"""The study itself: :func:`tune`, and what it logs beside the trials.
+
+:func:`tune` checks the settings, opens (or continues) the Optuna study on the data it started on, fails
+and retries what a killed process left running, runs the missing trials under one MLflow parent run (in
+this process, or in spawned workers on the same storage), reports each finished trial, logs the best
+configuration(s) and the study's figures, and hands the best to the fresh-seed evaluation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from vaebench import tracking
+from vaebench.config import RunConfig
+from vaebench.errors import VaebenchError
+from vaebench.suite import threads_per_job
+from vaebench.tune.evaluation import _evaluate
+from vaebench.tune.results import TrialSummary, TuneResult, best_trials
+from vaebench.tune.settings import EventHook, TuneSettings, base_config, search_space
+from vaebench.tune.space import config_for
+from vaebench.tune.storage import (
+    _DATA_HASH_ATTR,
+    _FAILURE_ATTR,
+    close_dead_runs,
+    counted_trials,
+    make_pruner,
+    open_storage,
+    open_study,
+    process_owner,
+    recover_dead_trials,
+    redact,
+)
+from vaebench.tune.workers import _optimize, _optimize_worker, _pool
+
+if TYPE_CHECKING:
+    from vaebench.data import Dataset
+
+
+def tune(
+    settings: TuneSettings,
+    *,
+    experiment: str,
+    tracking_uri: str | None = None,
+    dataset: Dataset | None = None,
+    on_event: EventHook | None = None,
+) -> TuneResult:
+    """Run (or continue) the Optuna study ``settings`` describes under one MLflow parent run, then
+    re-train its best configuration(s) on fresh seeds and score them on the evaluation labels.
+
+    ``dataset`` replaces loading the dataset the settings name (it must hold both label columns).
+    Progress lines go to ``on_event``.
+    """
+    emit = on_event or (lambda message: None)
+    settings = settings.resolved(registered_dataset=dataset is None)
+    study_name = settings.study_name or ""
+    data = dataset if dataset is not None else _load(settings)
+    tune_data = data.with_label_key(settings.tune_label_key or "")
+    eval_data = data.with_label_key(settings.eval_label_key or "")
+    base = base_config(settings)
+    base.check_against(data.n_cells, data.n_genes)
+    storage = open_storage(settings)
+    study = open_study(settings, storage)
+    _check_data(study, tune_data)
+    uri = tracking.configure(tracking_uri, experiment)
+
+    recovered = recover_dead_trials(study, settings)
+    if recovered:
+        emit(
+            f"Trial(s) {', '.join(map(str, recovered))} were left running by a killed process; they will be retried."
+        )
+    closed = close_dead_runs(experiment, study_name)
+    if closed:
+        emit(f"Marked {len(closed)} MLflow run(s) of a killed process as KILLED.")
+    counted = counted_trials(study)
+    missing = max(0, settings.trials - counted)
+    emit(
+        f"Study {study_name!r}: {counted} trial(s) already counted of {settings.trials}; running {missing}"
+        + (f" in {settings.jobs} processes" if settings.jobs > 1 and missing > 1 else "")
+        + "."
+    )
+    threads = threads_per_job(min(settings.jobs, max(missing, 1)))
+    owner = process_owner()
+    parent_tags = {
+        "vaebench.role": "tune",
+        "study": study_name,
+        "model": settings.model,
+        "dataset": settings.dataset_name,
+        "objective": "+".join(settings.objectives),
+        "tune_label_key": settings.tune_label_key,
+        "eval_label_key": settings.eval_label_key,
+        "optuna_storage": redact(settings.storage),
+        "tune_owner": owner,
+    }
+    with tracking.start_run(run_name=f"tune {study_name}", tags=parent_tags) as parent:
+        parent.log_params(
+            {
+                "study": study_name,
+                "model": settings.model,
+                "dataset.name": tune_data.name,
+                "dataset.hash": tune_data.content_hash(),
+                "objective": settings.objective,
+                "multi_objective": settings.multi_objective,
+                "tune_label_key": settings.tune_label_key,
+                "eval_label_key": settings.eval_label_key,
+                "tuning_seed": settings.tuning_seed,
+                "eval_seeds": ",".join(map(str, settings.eval_seeds)),
+                "trials_total": settings.trials,
+                "trials_before": counted,
+                "jobs": settings.jobs,
+                "threads_per_job": threads,
+                "pruning_interval": settings.pruning_interval if settings.pruning else 0,
+                "pruner": type(make_pruner(settings)).__name__,
+                "sampler": "TPESampler",
+                "sampler_seed": settings.sampler_seed,
+                **{f"fixed.{k}": v for k, v in settings.fixed.items()},
+            }
+        )
+        parent.log_dict(
+            {
+                **settings.definition(),
+                "search_space": {k: list(v) for k, v in search_space(settings).items()},
+            },
+            "tune/definition.json",
+        )
+        if missing:
+            _run_trials(settings, study, tune_data, parent.run_id, experiment, uri, missing, threads, emit)
+        study = open_study(settings, storage)
+        states = _state_counts(study)
+        parent.log_metrics({f"tune.trials.{k.lower()}": v for k, v in states.items()})
+        parent.log_metrics({"tune.trials.counted": counted_trials(study)})
+        best = best_trials(study, settings.multi_objective)
+        result = TuneResult(
+            study_name=study_name,
+            storage=redact(settings.storage),
+            parent_run_id=parent.run_id,
+            tracking_uri=uri,
+            experiment=experiment,
+            objectives=settings.objectives,
+            trials_total=settings.trials,
+            trials_run=counted_trials(study) - counted,
+            states=states,
+            best=[TrialSummary.of(t) for t in best],
+        )
+        _log_best(parent, settings, base, best, result)
+        _log_figures(parent, study, settings, result, emit)
+        if best and settings.evaluate_seeds:
+            _evaluate(parent, settings, base, best, eval_data, experiment, uri, result, emit)
+        elif not best:
+            result.notes.append("No trial completed, so there is no best configuration to evaluate.")
+        elif not settings.evaluate_seeds:
+            result.notes.append(
+                f"Not evaluated on fresh seeds: the best {settings.objective} is the tuning score on "
+                f"{settings.tune_label_key!r}, optimistic by construction."
+            )
+        parent.log_dict(_result_record(result), "tune/result.json")
+        return result
+
+
+def _check_data(study: optuna.Study, dataset: Dataset) -> None:
+    """A study continues only on the data it started on (same matrix, cells, genes and tuning labels)."""
+    stored = study.user_attrs.get(_DATA_HASH_ATTR)
+    if stored is None:
+        study.set_user_attr(_DATA_HASH_ATTR, dataset.content_hash())
+    elif stored != dataset.content_hash():
+        raise VaebenchError(
+            f"Study {study.study_name!r} was started on other data (content hash {stored}, now "
+            f"{dataset.content_hash()}); give a new --study-name to tune on these data."
+        )
+
+
+def _load(settings: TuneSettings) -> Dataset:
+    from vaebench.data import load_dataset
+
+    return load_dataset(
+        settings.dataset,
+        path=settings.data_path,
+        label_key=settings.tune_label_key,
+        labels_path=settings.labels_path,
+    )
+
+
+def _state_counts(study: optuna.Study) -> dict[str, int]:
+    counts = {
+        state.name: 0
+        for state in (
+            TrialState.COMPLETE,
+            TrialState.PRUNED,
+            TrialState.FAIL,
+            TrialState.RUNNING,
+            TrialState.WAITING,
+        )
+    }
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+def _describe(trial: FrozenTrial, settings: TuneSettings) -> str:
+    if trial.state == TrialState.COMPLETE:
+        values = ", ".join(f"{n}={v:.4g}" for n, v in zip(settings.objectives, trial.values, strict=True))
+        what = f"COMPLETE {values}"
+    elif trial.state == TrialState.PRUNED:
+        last = trial.last_step
+        what = f"PRUNED at epoch {last}" if last is not None else "PRUNED"
+    else:
+        what = f"{trial.state.name}" + (
+            f": {trial.user_attrs[_FAILURE_ATTR]}" if _FAILURE_ATTR in trial.user_attrs else ""
+        )
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
+    return f"trial {trial.number} {what} ({params})"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _run_trials(
+    settings: TuneSettings,
+    study: optuna.Study,
+    dataset: Dataset,
+    parent_run_id: str,
+    experiment: str,
+    uri: str,
+    missing: int,
+    threads: int,
+    emit: EventHook,
+) -> None:
+    """Run ``missing`` trials in this process, or split over ``jobs`` spawned processes on the same storage."""
+
+    def report(study: optuna.Study, trial: FrozenTrial) -> None:
+        emit(_describe(trial, settings))
+
+    jobs = min(settings.jobs, missing)
+    if jobs == 1:
+        _optimize(settings, dataset, parent_run_id, experiment, missing, settings.timeout, threads, [report])
+        return
+    deadline = None if settings.timeout is None else time.time() + settings.timeout
+    shares = [missing // jobs + (1 if i < missing % jobs else 0) for i in range(jobs)]
+    seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    with _pool(jobs, uri, experiment, dataset) as pool:
+        pending: set[Future[int]] = {
+            pool.submit(_optimize_worker, settings, parent_run_id, share, deadline, threads, index)
+            for index, share in enumerate(shares)
+        }
+        while pending:
+            done, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
+            for trial in study.get_trials(deepcopy=False):
+                if trial.state.is_finished() and trial.number not in seen:
+                    seen.add(trial.number)
+                    emit(_describe(trial, settings))
+            for future in done:
+                future.result()
+
+
+def _log_best(
+    parent: tracking.RunHandle,
+    settings: TuneSettings,
+    base: RunConfig,
+    best: list[FrozenTrial],
+    result: TuneResult,
+) -> None:
+    if not best:
+        return
+    records = []
+    for trial in best:
+        config = config_for(base, trial.params)
+        records.append(
+            {
+                "trial": trial.number,
+                "values": dict(zip(settings.objectives, trial.values, strict=True)),
+                "params": trial.params,
+                "config": config.params(),
+                "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
+            }
+        )
+    parent.log_dict({"objectives": list(settings.objectives), "best": records}, "best/params.json")
+    if settings.multi_objective:
+        parent.log_metrics({"tune.pareto_size": len(best)})
+        parent.log_params({"best.trials": ",".join(str(t.number) for t in best)})
+        return
+    trial = best[0]
+    parent.log_params({**{f"best.{k}": v for k, v in trial.params.items()}, "best.trial": trial.number})
+    parent.log_metrics({f"best.{settings.objective}": trial.values[0]})
+    parent.set_tags({"best_trial": trial.number, "best_run_id": trial.user_attrs.get("mlflow_run_id", "")})
+
+
+def _log_figures(
+    parent: tracking.RunHandle,
+    study: optuna.Study,
+    settings: TuneSettings,
+    result: TuneResult,
+    emit: EventHook,
+) -> None:
+    import matplotlib.pyplot as plt
+
+    from vaebench.tune import figures
+
+    makers: dict[str, Callable[[], Any]] = {
+        "figures/optimization_history.png": lambda: figures.history_figure(study, settings.objectives),
+        "figures/param_importances.png": lambda: figures.importance_figure(study, settings.objectives),
+    }
+    if settings.multi_objective:
+        makers["figures/pareto_front.png"] = lambda: figures.pareto_figure(study, settings.objectives)
+    for path, make in makers.items():
+        try:
+            figure = make()
+        except figures.FigureSkipped as reason:
+            note = f"Skipped {Path(path).name}: {reason}"
+            result.notes.append(note)
+            emit(note)
+            continue
+        parent.log_figure(figure, path)
+        plt.close(figure)
+        result.figures.append(path)
+
+
+def _result_record(result: TuneResult) -> dict[str, Any]:
+    record = asdict(result)
+    record.pop("evaluations", None)
+    record.pop("baseline", None)
+    return record
