@@ -17,7 +17,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from vaebench.stats import paired_difference
+from vaebench.stats import PairedDifference, paired_difference
 from vaebench.tune.settings import PROTOCOL_METRICS
 
 
@@ -67,20 +67,13 @@ class PointEvaluation:
         return {m: {"mean": self.mean(m), "sd": self.sd(m), "n": len(v)} for m, v in self.per_seed.items()}
 
 
-@dataclass
-class Comparison:
-    """A tuned configuration against the baseline, paired on the seed."""
+@dataclass(frozen=True)
+class Comparison(PairedDifference):
+    """A tuned configuration (``entry``) against the baseline on ``metric``, paired on the seed."""
 
     entry: str
     baseline: str
     metric: str
-    n_pairs: int
-    mean_difference: float
-    sd_difference: float
-    ci95_low: float
-    ci95_high: float
-    wilcoxon_p: float
-    verdict: str
 
 
 @dataclass
@@ -123,7 +116,10 @@ def compare(point: PointEvaluation, baseline: PointEvaluation, metrics: Sequence
         diffs = np.asarray([mine[s] - theirs[s] for s in sorted(set(mine) & set(theirs))], dtype=float)
         rows.append(
             Comparison(
-                point.entry, baseline.entry, metric, **asdict(paired_difference(diffs, baseline.entry))
+                entry=point.entry,
+                baseline=baseline.entry,
+                metric=metric,
+                **asdict(paired_difference(diffs, baseline.entry)),
             )
         )
     return rows
