@@ -376,7 +376,11 @@ def report(
     ] = Path("reports"),
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Tables and figures over seeds from a finished suite, written to --out and logged to its parent run."""
+    """Tables and figures over seeds from a finished suite, written to --out and logged to its parent run.
+
+    Tuned models (`vaebench tune`) evaluated on the same dataset and labels stand beside the suite's
+    entries, paired with the baseline on their own fresh seeds.
+    """
     with user_errors():
         from vaebench.report import report_experiment
 
