@@ -351,6 +351,7 @@ def test_multi_objective_gives_a_pareto_front(tracking_uri: str, tmp_path: Path,
     assert result.study_name == "beta_vae-toy-tsne_kmeans.ari+train.cpu_seconds"
     assert len(result.best) >= 1 and all(len(t.values or []) == 2 for t in result.best)
     assert "figures/pareto_front.png" in result.figures
+    assert "figures/optimization_history.png" in result.figures  # plotted against the first objective
     parent = runs(tracking_uri, "tune")[0]
     assert parent.data.metrics["tune.pareto_size"] == len(result.best)
     assert parent.data.params["pruner"] == "NopPruner"

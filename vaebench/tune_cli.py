@@ -161,9 +161,8 @@ def tune(
             model=model,
             trials=trials,
             dataset=dataset if dataset is not None else (TuneSettings.dataset if data is None else None),
-            data_path=str(data.resolve())
-            if data is not None
-            else None,  # one study, however the path is spelt
+            # resolved, so that one study is one study however the path is spelt
+            data_path=str(data.resolve()) if data is not None else None,
             labels_path=str(labels) if labels is not None else None,
             tune_label_key=tune_label_key,
             eval_label_key=eval_label_key,

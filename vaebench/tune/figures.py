@@ -7,7 +7,7 @@ parameter importances are fANOVA importances (Hutter, Hoos & Leyton-Brown 2014, 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
@@ -39,6 +39,11 @@ def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
+def _first_objective(objectives: Sequence[str]) -> Callable[[optuna.trial.FrozenTrial], float] | None:
+    """Optuna's plots need an explicit target in multi-objective studies: the first objective."""
+    return (lambda trial: trial.values[0]) if len(objectives) > 1 else None
+
+
 def history_figure(study: optuna.Study, objectives: Sequence[str]) -> Figure:
     """The objective of every complete trial in order, with the best so far (first objective only)."""
     if not _complete(study):
@@ -47,10 +52,9 @@ def history_figure(study: optuna.Study, objectives: Sequence[str]) -> Figure:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if len(objectives) > 1:
-            axes = plot_optimization_history(study, target=lambda t: t.values[0], target_name=objectives[0])
-        else:
-            axes = plot_optimization_history(study, target_name=objectives[0])
+        axes = plot_optimization_history(
+            study, target=_first_objective(objectives), target_name=objectives[0]
+        )
     figure = _figure_of(axes)
     figure.axes[0].set_title(f"{study.study_name}: optimisation history")
     return figure
@@ -68,10 +72,9 @@ def importance_figure(study: optuna.Study, objectives: Sequence[str]) -> Figure:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if len(objectives) > 1:
-                axes = plot_param_importances(study, target=lambda t: t.values[0], target_name=objectives[0])
-            else:
-                axes = plot_param_importances(study, target_name=objectives[0])
+            axes = plot_param_importances(
+                study, target=_first_objective(objectives), target_name=objectives[0]
+            )
     except (ValueError, RuntimeError, ZeroDivisionError) as error:
         raise FigureSkipped(f"parameter importances could not be computed ({error})") from None
     figure = _figure_of(axes)
