@@ -49,6 +49,9 @@ def median_seconds(fn, x: np.ndarray, dims: int, repeats: int) -> float:
 
 
 def main() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)  # scikit-learn's Barnes-Hut gradient is OpenMP: one thread, as openTSNE's
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

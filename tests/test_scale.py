@@ -10,7 +10,6 @@ import anndata
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 import torch
 
 from tests.helpers import run_cli

@@ -1,8 +1,9 @@
 """The one training loop for every torch model.
 
-The data live as one float32 tensor on the training device and mini-batches are gathered from a shuffled
-index: no per-cell ``Dataset`` or ``DataLoader``, which on an in-memory cells x genes matrix spends several
-times the arithmetic's own time in Python and collation (see ``benchmarks/train_speed.py``).
+Dense data live as one float32 tensor on the training device and mini-batches are gathered from a shuffled
+index: no per-cell ``Dataset`` or ``DataLoader`` (see ``benchmarks/train_speed.py``). Sparse data (counts
+from an ``.h5ad`` or a 10x folder) stay a CSR matrix on the host and only the mini-batch in hand is made
+dense (:class:`SparseRows`), so memory follows the non-zeros, not cells x genes.
 """
 
 from __future__ import annotations

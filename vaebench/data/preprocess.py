@@ -50,11 +50,15 @@ def study_preprocess(adata):  # type: ignore[no-untyped-def]
     return adata
 
 
-def standard_preprocess(adata, n_top_genes: int = DEFAULT_N_TOP_GENES, scale: bool = False):  # type: ignore[no-untyped-def]
-    """Normalise total, log1p, keep the most variable genes, optionally scale; returns a new AnnData."""
+def standard_preprocess(  # type: ignore[no-untyped-def]
+    adata, n_top_genes: int = DEFAULT_N_TOP_GENES, scale: bool = False, copy: bool = True
+):
+    """Normalise total, log1p, keep the most variable genes, optionally scale; returns the result (a new
+    AnnData, or with ``copy=False`` the given one's matrix normalised in place to save a copy of it)."""
     import scanpy as sc
 
-    adata = adata.copy()
+    if copy:
+        adata = adata.copy()
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     if adata.n_vars > n_top_genes:
@@ -90,9 +94,16 @@ def from_anndata(adata, like: Dataset, preprocessing: str) -> Dataset:  # type: 
 
 
 def preprocess(
-    dataset: Dataset, mode: str, n_top_genes: int = DEFAULT_N_TOP_GENES, scale: bool = False
+    dataset: Dataset,
+    mode: str,
+    n_top_genes: int = DEFAULT_N_TOP_GENES,
+    scale: bool = False,
+    consume: bool = False,
 ) -> Dataset:
-    """``dataset`` prepared by ``mode``; ``study`` and ``standard`` need raw counts and refuse anything else."""
+    """``dataset`` prepared by ``mode``; ``study`` and ``standard`` need raw counts and refuse anything else.
+
+    ``consume=True`` lets ``standard`` normalise the dataset's own matrix in place (no copy of a large
+    count matrix); the given dataset must not be used afterwards."""
     check_mode(mode)
     if mode == "none":
         return dataset
@@ -102,7 +113,10 @@ def preprocess(
             f"non-negative integers (it was already prepared: {dataset.preprocessing}); use --preprocess none."
         )
     adata = to_anndata(dataset)
-    prepared = study_preprocess(adata) if mode == "study" else standard_preprocess(adata, n_top_genes, scale)
+    if mode == "study":
+        prepared = study_preprocess(adata)
+    else:
+        prepared = standard_preprocess(adata, n_top_genes, scale, copy=not consume)
     return from_anndata(prepared, dataset, describe(mode, n_top_genes, scale))
 
 

@@ -239,7 +239,7 @@ def _prepare(source: DataSource, raw: Dataset, mode: str, key: str, read_seconds
     from vaebench.data.preprocess import to_anndata
 
     start = time.perf_counter()
-    prepared = preprocess(raw, mode, source.n_top_genes, source.scale)
+    prepared = preprocess(raw, mode, source.n_top_genes, source.scale, consume=True)
     seconds = time.perf_counter() - start
     path = _cache_path(source, key, mode)
     path.parent.mkdir(parents=True, exist_ok=True)
