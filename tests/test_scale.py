@@ -4,6 +4,7 @@ subsample rule, the count generator, and the one-sentence answers for raw counts
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import anndata
@@ -202,3 +203,16 @@ def test_cli_raw_counts_note_cache_and_dataset_tracking(tmp_path: Path, tracking
     refused = run_cli("run", "--model", "pca", "--data", "dup.h5ad", "--label-key", "cell_type", cwd=tmp_path)
     assert refused.returncode == 2 and "duplicate cell id" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_suite_draws_the_3d_tsne_once_per_model_and_beta_without_changing_any_hash() -> None:
+    from vaebench.suite import load_suite
+
+    grid = load_suite("default").grid()
+    drawn = [(c.model, c.beta, c.seed) for c in grid if c.tsne_3d]
+    assert len(drawn) == len({(m, b) for m, b, _ in drawn})
+    assert {(m, b) for m, b, _ in drawn} == {(c.model, c.beta) for c in grid}
+    assert all(seed == 0 for _, _, seed in drawn)
+    # The 3-d map is a figure: whether it is drawn does not change what a run is (its hash).
+    first = grid[0]
+    assert first.config_hash("x") == replace(first, tsne_3d=not first.tsne_3d).config_hash("x")
