@@ -88,6 +88,11 @@ def test_the_epoch_callback_sees_every_epoch_and_its_time_is_not_counted() -> No
 
         time.sleep(0.2)
 
+    import time
+
+    start = time.perf_counter()
     result = train(model, X, epochs=3, batch_size=64, lr=1e-3, seed=0, on_epoch=slow_callback)
+    elapsed = time.perf_counter() - start
     assert seen == [1, 2, 3]
-    assert result.seconds < 0.5
+    # The 0.6 s the callback slept are taken out of the training time, however loaded the machine is.
+    assert 0 < result.seconds <= elapsed - 0.6
