@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from vaebench.errors import VaebenchError
+from vaebench.executor.stopping import StopRequested, stop_on_signals
 
 out = Console()
 err = Console(stderr=True)
@@ -46,12 +47,21 @@ LabelsPath = Annotated[
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn a user's mistake into one sentence on stderr and exit code 2; anything else is a bug."""
+    """Turn a user's mistake into one sentence on stderr and exit code 2; anything else is a bug.
+
+    SIGTERM and SIGHUP stop the command as Ctrl-C does (open runs end KILLED), with exit code 128 + the
+    signal's number."""
     try:
-        yield
+        with stop_on_signals():
+            yield
     except VaebenchError as error:
         err.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
+    except StopRequested as stop:
+        err.print(
+            f"{stop.reason.capitalize()}; what was logged so far is kept (open runs are marked KILLED)."
+        )
+        raise typer.Exit(code=stop.exit_code) from None
     except KeyboardInterrupt:
         err.print("Interrupted; what was logged so far is kept (the run is marked KILLED).")
         raise typer.Exit(code=130) from None

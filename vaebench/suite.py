@@ -10,11 +10,8 @@ missing, FAILED or killed.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import os
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -24,6 +21,7 @@ from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.data import Dataset
 from vaebench.errors import VaebenchError
+from vaebench.executor.runs import RunJob, RunResult, RunSpec, execute, reuse_finished, threads_per_job
 from vaebench.models import get_model
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -154,14 +152,8 @@ def load_suite(name_or_path: str) -> Suite:
     return suite
 
 
-@dataclass
-class PointResult:
-    """What became of one grid point."""
-
-    config: RunConfig
-    status: str  # "finished", "skipped" or "failed"
-    run_id: str | None = None
-    reason: str = ""
+PointResult = RunResult
+"""What became of one grid point (``finished``, ``skipped`` or ``failed``)."""
 
 
 @dataclass
@@ -186,11 +178,6 @@ def point_label(config: RunConfig) -> str:
     return f"{config.model}{beta} seed={config.seed}"
 
 
-def threads_per_job(jobs: int) -> int:
-    """The CPU cores divided between the parallel children (at least one thread each)."""
-    return max(1, (os.cpu_count() or 1) // jobs)
-
-
 @cache
 def _dataset_for(key: tuple[str | None, str | None, str | None, str | None]) -> Dataset:
     from vaebench.data import load_dataset
@@ -203,22 +190,9 @@ def _dataset_key(config: RunConfig) -> tuple[str | None, str | None, str | None,
     return (config.dataset, config.data_path, config.label_key, config.labels_path)
 
 
-def _worker_init(tracking_uri: str, experiment: str) -> None:
-    tracking.configure(tracking_uri, experiment)
-
-
-def run_point(config: RunConfig, parent_run_id: str, tags: dict[str, Any]) -> PointResult:
-    """Run one grid point as a nested child; failures are recorded, not raised."""
-    from vaebench.runner import run_and_log
-
-    try:
-        dataset = _dataset_for(_dataset_key(config))
-        _, run_id = run_and_log(config, tags=tags, parent_run_id=parent_run_id, dataset=dataset)
-    except VaebenchError as error:
-        return PointResult(config, "failed", reason=str(error))
-    except Exception as error:  # a bug in one child must not stop the suite; its run is marked FAILED
-        return PointResult(config, "failed", reason=f"{type(error).__name__}: {error}")
-    return PointResult(config, "finished", run_id=run_id)
+def dataset_of(config: RunConfig) -> Dataset:
+    """The dataset a grid point trains on, loaded once per process (the executor's workers call it)."""
+    return _dataset_for(_dataset_key(config))
 
 
 def run_suite(
@@ -236,16 +210,15 @@ def run_suite(
         raise VaebenchError(f"--jobs must be at least 1, got {jobs}.")
     uri = tracking.configure(tracking_uri, experiment)
     grid = suite.grid()
-    dataset = _dataset_for(_dataset_key(grid[0]))
+    dataset = dataset_of(grid[0])
     for config in grid:
         config.check_against(dataset.n_cells, dataset.n_genes)
     data_hash = dataset.content_hash()
     hashes = {config.config_hash(data_hash): config for config in grid}
-    finished = {} if force else tracking.finished_runs_by_tag(experiment, "config_hash", list(hashes))
+    specs = [RunSpec(config) for config in hashes.values()]
+    todo, skipped = (specs, []) if force else reuse_finished(specs, data_hash, experiment)
     tracking.mark_stale_runs_killed(experiment, suite.name, list(hashes))
     threads = threads_per_job(jobs)
-    todo = [replace(c, threads=c.threads or threads) for h, c in hashes.items() if h not in finished]
-    skipped = [PointResult(hashes[h], "skipped", run_id=run_id) for h, run_id in finished.items()]
 
     parent_tags = {"suite": suite.name, "vaebench.role": "suite", "jobs": jobs, "grid_points": len(grid)}
     with tracking.start_run(run_name=f"suite {suite.name}", tags=parent_tags) as parent:
@@ -260,14 +233,17 @@ def run_suite(
             }
         )
         child_tags = {"suite": suite.name, "suite_parent": parent.run_id}
+        todo = [RunSpec(replace(s.config, threads=s.config.threads or threads), child_tags) for s in todo]
         results = list(skipped)
         total = len(todo)
-        for done, result in enumerate(
-            _execute(todo, parent.run_id, child_tags, uri, experiment, jobs), start=1
-        ):
-            results.append(result)
-            if on_progress is not None:
-                on_progress(done, total, f"{point_label(result.config)}: {result.status}")
+        runs = execute(
+            todo, RunJob(parent.run_id, data=dataset_of), jobs=jobs, tracking_uri=uri, experiment=experiment
+        )
+        with contextlib.closing(runs):
+            for done, result in enumerate(runs, start=1):
+                results.append(result)
+                if on_progress is not None:
+                    on_progress(done, total, f"{point_label(result.config)}: {result.status}")
         grid_record = [
             {
                 "model": r.config.model,
@@ -292,29 +268,3 @@ def run_suite(
         if after_runs is not None:
             after_runs(parent.run_id, parent)
         return SuiteResult(parent.run_id, results)
-
-
-def _execute(
-    todo: list[RunConfig], parent_run_id: str, tags: dict[str, Any], uri: str, experiment: str, jobs: int
-) -> Iterable[PointResult]:
-    """Run the grid points in this process (jobs=1) or in ``jobs`` worker processes, yielding as they end."""
-    if jobs == 1 or len(todo) <= 1:
-        for config in todo:
-            yield run_point(config, parent_run_id, tags)
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_worker_init, initargs=(uri, experiment)
-    ) as pool:
-        pending: set[Future[PointResult]] = {pool.submit(run_point, c, parent_run_id, tags) for c in todo}
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    yield future.result()
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            with contextlib.suppress(Exception):
-                pool.shutdown(wait=False, cancel_futures=True)
-            raise

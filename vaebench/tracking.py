@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from vaebench import __version__
 from vaebench.errors import VaebenchError
+from vaebench.executor.stopping import stop_reason
 
 FAILED, FINISHED, KILLED = "FAILED", "FINISHED", "KILLED"
 _MAX_PARAM_LENGTH = 6000
@@ -206,7 +207,11 @@ def start_run(
     handle = RunHandle(run.info.run_id, run.info.experiment_id)
     try:
         yield handle
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM/SIGHUP (StopRequested)
+        reason = stop_reason(error)
+        with contextlib.suppress(Exception):
+            MlflowClient().set_tag(handle.run_id, "failure_reason", reason)
+            kill_running_children(handle.run_id, reason)
         mlflow.end_run(status=KILLED)
         raise
     except BaseException as error:
@@ -216,6 +221,20 @@ def start_run(
         raise
     else:
         mlflow.end_run(status=FINISHED)
+
+
+def kill_running_children(parent_run_id: str, reason: str) -> list[str]:
+    """End KILLED, with ``reason``, the runs nested under ``parent_run_id`` that are still RUNNING (those of
+    workers that were killed before they could close their own)."""
+    client = MlflowClient()
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    query = f"attributes.status = 'RUNNING' AND tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    closed = []
+    for run in client.search_runs([experiment_id], query, max_results=1000):
+        client.set_tag(run.info.run_id, "failure_reason", reason)
+        client.set_terminated(run.info.run_id, status=KILLED)
+        closed.append(run.info.run_id)
+    return closed
 
 
 def end_run_by_id(run_id: str, status: str) -> None:
@@ -260,14 +279,18 @@ def _search(experiment: str, filter_string: str) -> list[Any]:
             return runs
 
 
-def finished_runs_by_tag(experiment: str, tag: str, values: Sequence[str]) -> dict[str, str]:
-    """For each value of ``tag`` among ``values``, the id of a FINISHED run of ``experiment`` carrying it.
+def finished_runs_by_tag(
+    experiment: str, tag: str, values: Sequence[str], filter_string: str = ""
+) -> dict[str, str]:
+    """For each value of ``tag`` among ``values``, the id of a FINISHED run of ``experiment`` carrying it
+    (among the runs matching ``filter_string``, if given).
 
     MLflow's search has no ``IN`` for tags, so FINISHED runs are listed and filtered here.
     """
     wanted = set(values)
     found: dict[str, str] = {}
-    for run in _search(experiment, f"attributes.status = '{FINISHED}'"):
+    query = f"attributes.status = '{FINISHED}'" + (f" AND {filter_string}" if filter_string else "")
+    for run in _search(experiment, query):
         value = run.data.tags.get(tag)
         if value in wanted:
             found.setdefault(value, run.info.run_id)

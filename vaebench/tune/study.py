@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.suite import threads_per_job
+from vaebench.executor.runs import threads_per_job
 from vaebench.tune.evaluation import _evaluate
 from vaebench.tune.results import TrialSummary, TuneResult, best_trials
 from vaebench.tune.settings import EventHook, TuneSettings, base_config, search_space
