@@ -13,6 +13,7 @@ from rich.table import Table
 
 from vaebench.cli_common import (
     DEFAULT_EXPERIMENT,
+    Cluster,
     DataPath,
     DatasetName,
     Experiment,
@@ -159,6 +160,7 @@ def run(
         Path,
         typer.Option("--report-dir", help="Where the suite's report is written.", rich_help_panel="Suite"),
     ] = Path("reports"),
+    cluster: Cluster = None,
     tracking_uri: TrackingUri = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
 ) -> None:
@@ -181,8 +183,11 @@ def run(
                 report_dir,
                 tracking_uri,
                 experiment,
+                cluster,
             )
             return
+        if cluster is not None:
+            raise VaebenchError("--cluster runs suites (--all or --suite); a single run trains here.")
         config = RunConfig(
             model=model,
             dataset=dataset if dataset is not None or data is None else None,
@@ -262,6 +267,7 @@ def run_suite_command(
     report_dir: Path,
     tracking_uri: str | None,
     experiment: str,
+    cluster: str | None = None,
 ) -> None:
     from rich.progress import (
         BarColumn,
@@ -281,8 +287,9 @@ def run_suite_command(
         epochs=epochs,
     )
     grid = suite.grid()
+    where = f"on the Dask cluster {cluster}" if cluster else f"{jobs} job(s)"
     out.print(
-        f"Suite [bold]{suite.name}[/]: {len(grid)} grid points ({', '.join(suite.models)}; seeds {list(suite.seeds)}), {jobs} job(s)"
+        f"Suite [bold]{suite.name}[/]: {len(grid)} grid points ({', '.join(suite.models)}; seeds {list(suite.seeds)}), {where}"
     )
 
     def write_report(parent_run_id: str, parent: Any) -> None:
@@ -315,6 +322,7 @@ def run_suite_command(
             force=force,
             on_progress=on_progress,
             after_runs=write_report,
+            cluster=cluster,
         )
     counts = {s: len(result.with_status(s)) for s in ("finished", "skipped", "failed")}
     out.print(

@@ -26,6 +26,14 @@ TrackingUri = Annotated[
         rich_help_panel="MLflow",
     ),
 ]
+Cluster = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="Dask scheduler address (tcp://HOST:8786): each run is a task on its workers (pip install 'vaebench[cluster]').",
+        rich_help_panel="Cluster",
+    ),
+]
 Experiment = Annotated[
     str, typer.Option("--experiment", help="MLflow experiment name.", rich_help_panel="MLflow")
 ]

@@ -204,11 +204,32 @@ def run_suite(
     force: bool = False,
     on_progress: ProgressHook | None = None,
     after_runs: Callable[[str, tracking.RunHandle], None] | None = None,
+    cluster: str | None = None,
 ) -> SuiteResult:
-    """Run every grid point of ``suite`` not already FINISHED in ``experiment`` under one parent run."""
+    """Run every grid point of ``suite`` not already FINISHED in ``experiment`` under one parent run, in
+    ``jobs`` local processes or as tasks of the Dask scheduler at ``cluster``."""
     if jobs < 1:
         raise VaebenchError(f"--jobs must be at least 1, got {jobs}.")
     uri = tracking.configure(tracking_uri, experiment)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if cluster is not None:
+            from vaebench.executor.cluster import connect
+
+            client = stack.enter_context(connect(cluster))
+        return _run_suite(suite, experiment, uri, jobs, force, on_progress, after_runs, client)
+
+
+def _run_suite(
+    suite: Suite,
+    experiment: str,
+    uri: str,
+    jobs: int,
+    force: bool,
+    on_progress: ProgressHook | None,
+    after_runs: Callable[[str, tracking.RunHandle], None] | None,
+    client: Any,
+) -> SuiteResult:
     grid = suite.grid()
     dataset = dataset_of(grid[0])
     for config in grid:
@@ -218,9 +239,12 @@ def run_suite(
     specs = [RunSpec(config) for config in hashes.values()]
     todo, skipped = (specs, []) if force else reuse_finished(specs, data_hash, experiment)
     tracking.mark_stale_runs_killed(experiment, suite.name, list(hashes))
-    threads = threads_per_job(jobs)
+    # On a cluster each worker divides its own machine's cores (vaebench.executor.cluster).
+    threads = threads_per_job(jobs) if client is None else None
 
     parent_tags = {"suite": suite.name, "vaebench.role": "suite", "jobs": jobs, "grid_points": len(grid)}
+    if client is not None:
+        parent_tags["cluster"] = client.scheduler.address
     with tracking.start_run(run_name=f"suite {suite.name}", tags=parent_tags) as parent:
         parent.log_dict(suite.definition(), "suite/definition.json")
         parent.log_params(
@@ -234,11 +258,10 @@ def run_suite(
         )
         child_tags = {"suite": suite.name, "suite_parent": parent.run_id}
         todo = [RunSpec(replace(s.config, threads=s.config.threads or threads), child_tags) for s in todo]
+        job = RunJob(parent.run_id, data=dataset_of)
         results = list(skipped)
         total = len(todo)
-        runs = execute(
-            todo, RunJob(parent.run_id, data=dataset_of), jobs=jobs, tracking_uri=uri, experiment=experiment
-        )
+        runs = execute(todo, job, jobs=jobs, tracking_uri=uri, experiment=experiment, cluster=client)
         with contextlib.closing(runs):
             for done, result in enumerate(runs, start=1):
                 results.append(result)

@@ -45,6 +45,7 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
     """
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
+    _check_server(mlflow.get_tracking_uri())
     # Reports read small artifacts back; MLflow would draw a download bar on stderr for each one.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     project_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
@@ -60,6 +61,21 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
             f"MLflow at {mlflow.get_tracking_uri()} could not be used: {str(error).splitlines()[0]}"
         ) from None
     return mlflow.get_tracking_uri()
+
+
+def _check_server(uri: str, timeout: float = 10.0) -> None:
+    """A tracking server that does not answer is one sentence now, not minutes of MLflow's retries."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise VaebenchError(f"The MLflow tracking server at {uri} could not be reached ({reason}).") from None
 
 
 def active_experiment_name() -> str:
@@ -223,12 +239,14 @@ def start_run(
         mlflow.end_run(status=FINISHED)
 
 
-def kill_running_children(parent_run_id: str, reason: str) -> list[str]:
-    """End KILLED, with ``reason``, the runs nested under ``parent_run_id`` that are still RUNNING (those of
-    workers that were killed before they could close their own)."""
+def kill_running_children(parent_run_id: str, reason: str, config_hash: str | None = None) -> list[str]:
+    """End KILLED, with ``reason``, the runs nested under ``parent_run_id`` (of ``config_hash`` only, if
+    given) that are still RUNNING: those of workers that were killed before they could close their own."""
     client = MlflowClient()
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     query = f"attributes.status = 'RUNNING' AND tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    if config_hash is not None:
+        query += f" AND tags.config_hash = '{config_hash}'"
     closed = []
     for run in client.search_runs([experiment_id], query, max_results=1000):
         client.set_tag(run.info.run_id, "failure_reason", reason)

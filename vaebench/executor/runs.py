@@ -104,6 +104,13 @@ def _init_run_worker(tracking_uri: str, experiment: str, dataset: Dataset | None
         _worker_dataset[:] = [dataset]
 
 
+def process_owner() -> str:
+    """``host:pid:start`` naming this process (its start time tells a reused pid apart)."""
+    from vaebench.tune.storage import process_owner as owner
+
+    return owner()
+
+
 def run_one(spec: RunSpec, job: RunJob, dataset: Dataset | None = None) -> RunResult:
     """Train and score one spec as a nested run; failures are recorded (the run is FAILED), not raised."""
     from vaebench.runner import run_and_log
@@ -114,7 +121,7 @@ def run_one(spec: RunSpec, job: RunJob, dataset: Dataset | None = None) -> RunRe
         hook = job.epoch_hook(spec.config, data) if job.epoch_hook is not None else None
         outcome, run_id = run_and_log(
             spec.config,
-            tags=spec.tags,
+            tags={**spec.tags, "run_owner": process_owner()},
             parent_run_id=job.parent_run_id,
             dataset=data,
             on_epoch=hook,
@@ -137,12 +144,21 @@ def execute(
     tracking_uri: str,
     experiment: str,
     dataset: Dataset | None = None,
+    cluster: Any = None,
 ) -> Iterator[RunResult]:
-    """Run ``specs`` in this process (``jobs`` = 1) or in ``jobs`` worker processes, yielding as each ends.
+    """Run ``specs`` in this process (``jobs`` = 1), in ``jobs`` worker processes, or as tasks of the Dask
+    ``cluster`` (a client from :func:`vaebench.executor.cluster.connect`), yielding as each ends.
 
     ``dataset`` (if given) is what every run trains on, sent once to each worker; otherwise each run's
     dataset comes from ``job.data``.
     """
+    if cluster is not None:
+        from vaebench.executor.cluster import execute_on_cluster
+
+        yield from execute_on_cluster(
+            cluster, specs, job, tracking_uri=tracking_uri, experiment=experiment, dataset=dataset
+        )
+        return
     if jobs == 1 or len(specs) <= 1:
         for spec in specs:
             yield run_one(spec, job, dataset)
