@@ -109,3 +109,32 @@ def test_a_tracking_server_or_scheduler_that_cannot_be_reached_is_one_sentence_a
     )
     assert scheduler.returncode == 2, scheduler.stderr
     assert "Dask scheduler at tcp://" in scheduler.stderr and "Traceback" not in scheduler.stderr
+
+
+def test_two_invocations_at_once_run_each_point_once_and_neither_fails(
+    cluster: Services, tmp_path: Path
+) -> None:
+    path = suite_file(tmp_path, models=("ae", "pca"), seeds=(0, 1), epochs=2)
+    command = [
+        sys.executable,
+        "-m",
+        "vaebench",
+        "run",
+        "--suite",
+        str(path),
+        *cluster_args(cluster, "twice"),
+        "--claims-db",
+        cluster.database_url("claims"),
+    ]
+    both = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=300) for process in both]
+    assert [p.returncode for p in both] == [0, 0], outputs
+    kids = children(experiment_runs(cluster.mlflow_uri, "twice"))
+    points = sorted((k.data.tags["model"], k.data.tags["seed"]) for k in kids if k.info.status == "FINISHED")
+    assert points == [("ae", "0"), ("ae", "1"), ("pca", "0"), ("pca", "1")]
+    # Each point was trained by one of the two; the other left it (held) or found it finished.
+    trained = sum(int(out.split(" trained")[0].rsplit(" ", 1)[-1]) for out, _ in outputs)
+    assert trained == 4

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from vaebench.cli_common import (
     DEFAULT_EXPERIMENT,
+    ClaimsDb,
     Cluster,
     DataPath,
     DatasetName,
@@ -161,6 +162,7 @@ def run(
         typer.Option("--report-dir", help="Where the suite's report is written.", rich_help_panel="Suite"),
     ] = Path("reports"),
     cluster: Cluster = None,
+    claims_db: ClaimsDb = None,
     tracking_uri: TrackingUri = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
 ) -> None:
@@ -184,6 +186,7 @@ def run(
                 tracking_uri,
                 experiment,
                 cluster,
+                claims_db,
             )
             return
         if cluster is not None:
@@ -268,6 +271,7 @@ def run_suite_command(
     tracking_uri: str | None,
     experiment: str,
     cluster: str | None = None,
+    claims_db: str | None = None,
 ) -> None:
     from rich.progress import (
         BarColumn,
@@ -323,10 +327,12 @@ def run_suite_command(
             on_progress=on_progress,
             after_runs=write_report,
             cluster=cluster,
+            claims_db=claims_db,
         )
-    counts = {s: len(result.with_status(s)) for s in ("finished", "skipped", "failed")}
+    counts = {s: len(result.with_status(s)) for s in ("finished", "skipped", "failed", "held")}
     out.print(
         f"Suite run {result.parent_run_id}: {counts['finished']} trained, {counts['skipped']} already finished, {counts['failed']} failed"
+        + (f", {counts['held']} left to another invocation that holds them" if counts["held"] else "")
     )
     if result.failed:
         for point in result.failed:

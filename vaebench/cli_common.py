@@ -34,6 +34,15 @@ Cluster = Annotated[
         rich_help_panel="Cluster",
     ),
 ]
+ClaimsDb = Annotated[
+    str | None,
+    typer.Option(
+        "--claims-db",
+        help="Database deciding which invocation runs a grid point (default: $VAEBENCH_CLAIMS_DB, else the "
+        "tracking store's PostgreSQL, else SQLite vaebench-claims.db beside a SQLite store or here).",
+        rich_help_panel="Cluster",
+    ),
+]
 Experiment = Annotated[
     str, typer.Option("--experiment", help="MLflow experiment name.", rich_help_panel="MLflow")
 ]

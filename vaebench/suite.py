@@ -21,7 +21,16 @@ from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.data import Dataset
 from vaebench.errors import VaebenchError
-from vaebench.executor.runs import RunJob, RunResult, RunSpec, execute, reuse_finished, threads_per_job
+from vaebench.executor.claims import Claims, claim_points, claims_url
+from vaebench.executor.owners import owner_alive, process_owner
+from vaebench.executor.runs import (
+    RunJob,
+    RunResult,
+    RunSpec,
+    execute,
+    reuse_finished,
+    threads_per_job,
+)
 from vaebench.models import get_model
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -153,7 +162,15 @@ def load_suite(name_or_path: str) -> Suite:
 
 
 PointResult = RunResult
-"""What became of one grid point (``finished``, ``skipped`` or ``failed``)."""
+"""What became of one grid point (``finished``, ``skipped``, ``failed``, or ``held`` by another invocation)."""
+HELD = "held"
+
+
+def _parent_is_dead(tags: dict[str, str]) -> bool:
+    """Whether a RUNNING suite parent belongs to a process that is gone (on this machine, by its pid and
+    start time; elsewhere its points' claims expire instead)."""
+    owner = tags.get("run_owner")
+    return owner is None or owner_alive(owner) is False
 
 
 @dataclass
@@ -205,19 +222,27 @@ def run_suite(
     on_progress: ProgressHook | None = None,
     after_runs: Callable[[str, tracking.RunHandle], None] | None = None,
     cluster: str | None = None,
+    claims_db: str | None = None,
 ) -> SuiteResult:
     """Run every grid point of ``suite`` not already FINISHED in ``experiment`` under one parent run, in
-    ``jobs`` local processes or as tasks of the Dask scheduler at ``cluster``."""
+    ``jobs`` local processes or as tasks of the Dask scheduler at ``cluster``.
+
+    The points to run are claimed first in the claims database (:mod:`vaebench.executor.claims`): points
+    another live invocation holds are left to it (status ``held``), so two invocations at once never run
+    a point twice and neither fails.
+    """
     if jobs < 1:
         raise VaebenchError(f"--jobs must be at least 1, got {jobs}.")
     uri = tracking.configure(tracking_uri, experiment)
+    claims = Claims(claims_url(claims_db, uri), process_owner())
     with contextlib.ExitStack() as stack:
         client = None
         if cluster is not None:
             from vaebench.executor.cluster import connect
 
             client = stack.enter_context(connect(cluster))
-        return _run_suite(suite, experiment, uri, jobs, force, on_progress, after_runs, client)
+        stack.enter_context(claims.renewing())
+        return _run_suite(suite, experiment, uri, jobs, force, on_progress, after_runs, client, claims)
 
 
 def _run_suite(
@@ -229,6 +254,7 @@ def _run_suite(
     on_progress: ProgressHook | None,
     after_runs: Callable[[str, tracking.RunHandle], None] | None,
     client: Any,
+    claims: Claims,
 ) -> SuiteResult:
     grid = suite.grid()
     dataset = dataset_of(grid[0])
@@ -236,13 +262,26 @@ def _run_suite(
         config.check_against(dataset.n_cells, dataset.n_genes)
     data_hash = dataset.content_hash()
     hashes = {config.config_hash(data_hash): config for config in grid}
-    specs = [RunSpec(config) for config in hashes.values()]
+    specs = [RunSpec(config, key=config_hash) for config_hash, config in hashes.items()]
     todo, skipped = (specs, []) if force else reuse_finished(specs, data_hash, experiment)
-    tracking.mark_stale_runs_killed(experiment, suite.name, list(hashes))
+    scope = f"{experiment}/{suite.name}"
+    mine, theirs = claim_points(claims, scope, [spec.key for spec in todo])
+    held = [RunResult(s, HELD, reason="held by another invocation") for s in todo if s.key in theirs]
+    todo = [spec for spec in todo if spec.key in mine]
+    if not force:  # a point another invocation finished before this one held its claim is done
+        todo, finished_meanwhile = reuse_finished(todo, data_hash, experiment)
+        skipped += finished_meanwhile
+    tracking.mark_stale_runs_killed(experiment, suite.name, mine, _parent_is_dead)
     # On a cluster each worker divides its own machine's cores (vaebench.executor.cluster).
     threads = threads_per_job(jobs) if client is None else None
 
-    parent_tags = {"suite": suite.name, "vaebench.role": "suite", "jobs": jobs, "grid_points": len(grid)}
+    parent_tags = {
+        "suite": suite.name,
+        "vaebench.role": "suite",
+        "jobs": jobs,
+        "grid_points": len(grid),
+        "run_owner": claims.owner,
+    }
     if client is not None:
         parent_tags["cluster"] = client.scheduler.address
     with tracking.start_run(run_name=f"suite {suite.name}", tags=parent_tags) as parent:
@@ -257,13 +296,16 @@ def _run_suite(
             }
         )
         child_tags = {"suite": suite.name, "suite_parent": parent.run_id}
-        todo = [RunSpec(replace(s.config, threads=s.config.threads or threads), child_tags) for s in todo]
+        todo = [
+            RunSpec(replace(s.config, threads=s.config.threads or threads), child_tags, s.key) for s in todo
+        ]
         job = RunJob(parent.run_id, data=dataset_of)
-        results = list(skipped)
+        results = [*skipped, *held]
         total = len(todo)
         runs = execute(todo, job, jobs=jobs, tracking_uri=uri, experiment=experiment, cluster=client)
         with contextlib.closing(runs):
             for done, result in enumerate(runs, start=1):
+                claims.release(scope, result.spec.key)
                 results.append(result)
                 if on_progress is not None:
                     on_progress(done, total, f"{point_label(result.config)}: {result.status}")
@@ -284,6 +326,7 @@ def _run_suite(
             {
                 "suite.finished": sum(r.status == "finished" for r in results),
                 "suite.skipped": len(skipped),
+                "suite.held_elsewhere": len(held),
                 "suite.failed": n_failed,
             }
         )

@@ -13,7 +13,7 @@ import logging
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -315,20 +315,29 @@ def finished_runs_by_tag(
     return found
 
 
-def mark_stale_runs_killed(experiment: str, suite: str, config_hashes: Sequence[str]) -> list[str]:
+def mark_stale_runs_killed(
+    experiment: str,
+    suite: str,
+    config_hashes: Sequence[str],
+    parent_is_dead: Callable[[dict[str, str]], bool] = lambda tags: True,
+) -> list[str]:
     """End as KILLED the RUNNING runs a killed earlier invocation of ``suite`` left behind.
 
-    These are the suite's parents still RUNNING and its children for the grid points about to run again;
-    it assumes one invocation of a suite at a time per experiment.
+    These are its children for ``config_hashes`` (the points this invocation now holds the claims of, so
+    no live invocation runs them) and the suite's parents still RUNNING whose tags ``parent_is_dead`` says
+    belong to a process that is gone.
     """
+    wanted = set(config_hashes)
     stale = [
         run
         for run in _search(experiment, f"attributes.status = 'RUNNING' AND tags.suite = '{suite}'")
-        if run.data.tags.get("vaebench.role") == "suite"
-        or run.data.tags.get("config_hash") in set(config_hashes)
+        if (run.data.tags.get("vaebench.role") == "suite" and parent_is_dead(dict(run.data.tags)))
+        or (run.data.tags.get("vaebench.role") != "suite" and run.data.tags.get("config_hash") in wanted)
     ]
+    client = MlflowClient()
     for run in stale:
-        MlflowClient().set_terminated(run.info.run_id, status=KILLED)
+        client.set_tag(run.info.run_id, "failure_reason", "its invocation was killed")
+        client.set_terminated(run.info.run_id, status=KILLED)
     return [run.info.run_id for run in stale]
 
 

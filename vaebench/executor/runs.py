@@ -18,6 +18,7 @@ from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
 from vaebench.executor.local import LocalPool
+from vaebench.executor.owners import process_owner
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -102,13 +103,6 @@ def _init_run_worker(tracking_uri: str, experiment: str, dataset: Dataset | None
     tracking.configure(tracking_uri, experiment)
     if dataset is not None:
         _worker_dataset[:] = [dataset]
-
-
-def process_owner() -> str:
-    """``host:pid:start`` naming this process (its start time tells a reused pid apart)."""
-    from vaebench.tune.storage import process_owner as owner
-
-    return owner()
 
 
 def run_one(spec: RunSpec, job: RunJob, dataset: Dataset | None = None) -> RunResult:

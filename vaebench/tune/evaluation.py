@@ -18,11 +18,11 @@ from optuna.trial import FrozenTrial
 
 from vaebench import tracking
 from vaebench.config import RunConfig
+from vaebench.executor.owners import process_owner
 from vaebench.executor.runs import FAILED, RunJob, RunSpec, execute, reuse_finished, threads_per_job
 from vaebench.tune.results import PointEvaluation, TuneResult, compare, summary_markdown
 from vaebench.tune.settings import PROTOCOL_METRICS, EventHook, TuneSettings
 from vaebench.tune.space import config_for
-from vaebench.tune.storage import process_owner
 from vaebench.tune.workers import divergence_guard
 
 if TYPE_CHECKING:

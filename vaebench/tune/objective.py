@@ -17,9 +17,10 @@ import optuna
 
 from vaebench import tracking
 from vaebench.errors import VaebenchError
+from vaebench.executor.owners import process_owner
 from vaebench.tune.settings import CPU_OBJECTIVE, TuneSettings, base_config, search_space
 from vaebench.tune.space import config_for, suggest
-from vaebench.tune.storage import _FAILURE_ATTR, _OWNER_ATTR, process_owner
+from vaebench.tune.storage import _FAILURE_ATTR, _OWNER_ATTR
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
