@@ -13,7 +13,6 @@ import contextlib
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +69,10 @@ class Suite:
             betas = self.betas if get_model(model).has_beta else (RunConfig.beta,)
             for beta in betas:
                 for seed in self.seeds:
-                    configs.append(replace(base, model=model, beta=float(beta), seed=int(seed)).validate())
+                    # The 3-d t-SNE is a figure, not a score: one per model and beta (the first seed's).
+                    tsne_3d = base.tsne_3d and seed == self.seeds[0]
+                    point = replace(base, model=model, beta=float(beta), seed=int(seed), tsne_3d=tsne_3d)
+                    configs.append(point.validate())
         return configs
 
     def narrowed(
@@ -195,21 +197,10 @@ def point_label(config: RunConfig) -> str:
     return f"{config.model}{beta} seed={config.seed}"
 
 
-@cache
-def _dataset_for(key: tuple[str | None, str | None, str | None, str | None]) -> Dataset:
-    from vaebench.data import load_dataset
-
-    dataset, data_path, label_key, labels_path = key
-    return load_dataset(dataset, path=data_path, label_key=label_key, labels_path=labels_path)
-
-
-def _dataset_key(config: RunConfig) -> tuple[str | None, str | None, str | None, str | None]:
-    return (config.dataset, config.data_path, config.label_key, config.labels_path)
-
-
 def dataset_of(config: RunConfig) -> Dataset:
-    """The dataset a grid point trains on, loaded once per process (the executor's workers call it)."""
-    return _dataset_for(_dataset_key(config))
+    """The grid point's data, loaded (and prepared) once per process for the whole suite (the executor's
+    workers call it)."""
+    return config.data_source().load_once()
 
 
 def run_suite(
