@@ -111,7 +111,10 @@ def run_one(spec: RunSpec, job: RunJob, dataset: Dataset | None = None) -> RunRe
 
     started: list[str] = []
     try:
-        data = dataset or (job.data(spec.config) if job.data is not None else _worker_dataset[0])
+        if dataset is not None:
+            data = dataset
+        else:
+            data = job.data(spec.config) if job.data is not None else _worker_dataset[0]
         hook = job.epoch_hook(spec.config, data) if job.epoch_hook is not None else None
         outcome, run_id = run_and_log(
             spec.config,
