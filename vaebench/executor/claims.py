@@ -62,7 +62,12 @@ class Claims:
                 sa.Column("owner", sa.String(256), nullable=False),
                 sa.Column("expires", sa.Float, nullable=False),
             )
-            metadata.create_all(self.engine, checkfirst=True)
+            try:
+                metadata.create_all(self.engine, checkfirst=True)
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+                # Another invocation created the table at the same moment (PostgreSQL's CREATE TABLE is
+                # not atomic against a concurrent one): it exists now.
+                metadata.create_all(self.engine, checkfirst=True)
         except Exception as error:  # SQLAlchemy raises many types for a bad URL or an unreachable server
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise VaebenchError(f"The claims database {url!r} could not be opened ({first}).") from None
