@@ -55,7 +55,11 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
             run = MlflowClient().get_run(project_run_id)
             mlflow.set_experiment(experiment_id=run.info.experiment_id)
         else:
-            mlflow.set_experiment(experiment)
+            try:
+                mlflow.set_experiment(experiment)
+            except MlflowException:
+                # Two invocations creating the experiment at once: one create fails, the experiment exists.
+                mlflow.set_experiment(experiment)
     except MlflowException as error:
         raise VaebenchError(
             f"MLflow at {mlflow.get_tracking_uri()} could not be used: {str(error).splitlines()[0]}"
