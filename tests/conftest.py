@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -25,3 +26,26 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """Downloads and caches never touch the user's home folder during tests."""
     if "VAEBENCH_DATA_DIR" not in os.environ:
         monkeypatch.setenv("VAEBENCH_DATA_DIR", str(tmp_path_factory.mktemp("data-cache")))
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A throwaway PostgreSQL, an MLflow server on it and a Dask scheduler with two workers, on loopback,
+    for the whole session; all stopped at its end, also when a test fails."""
+    from tests.services import cluster_services, postgres_bin
+
+    missing = []
+    if postgres_bin() is None:
+        missing.append("PostgreSQL (initdb and pg_ctl)")
+    for module in ("distributed", "psycopg"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(f"the Python package {module}")
+    if missing:
+        message = f"The cluster tests need {' and '.join(missing)}; .ci/run installs them."
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with cluster_services(tmp_path_factory.mktemp("cluster")) as services:
+        yield services

@@ -14,6 +14,8 @@ from rich.table import Table
 from vaebench.cli_common import (
     DEFAULT_EXPERIMENT,
     Cells,
+    ClaimsDb,
+    Cluster,
     DataPath,
     DatasetName,
     Experiment,
@@ -171,6 +173,8 @@ def run(
         Path,
         typer.Option("--report-dir", help="Where the suite's report is written.", rich_help_panel="Suite"),
     ] = Path("reports"),
+    cluster: Cluster = None,
+    claims_db: ClaimsDb = None,
     tracking_uri: TrackingUri = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
 ) -> None:
@@ -193,8 +197,12 @@ def run(
                 report_dir,
                 tracking_uri,
                 experiment,
+                cluster,
+                claims_db,
             )
             return
+        if cluster is not None:
+            raise VaebenchError("--cluster runs suites (--all or --suite); a single run trains here.")
         config = RunConfig(
             model=model,
             dataset=dataset if dataset is not None or data is None else None,
@@ -283,6 +291,8 @@ def run_suite_command(
     report_dir: Path,
     tracking_uri: str | None,
     experiment: str,
+    cluster: str | None = None,
+    claims_db: str | None = None,
 ) -> None:
     from rich.progress import (
         BarColumn,
@@ -302,8 +312,9 @@ def run_suite_command(
         epochs=epochs,
     )
     grid = suite.grid()
+    where = f"on the Dask cluster {cluster}" if cluster else f"{jobs} job(s)"
     out.print(
-        f"Suite [bold]{suite.name}[/]: {len(grid)} grid points ({', '.join(suite.models)}; seeds {list(suite.seeds)}), {jobs} job(s)"
+        f"Suite [bold]{suite.name}[/]: {len(grid)} grid points ({', '.join(suite.models)}; seeds {list(suite.seeds)}), {where}"
     )
 
     def write_report(parent_run_id: str, parent: Any) -> None:
@@ -336,10 +347,13 @@ def run_suite_command(
             force=force,
             on_progress=on_progress,
             after_runs=write_report,
+            cluster=cluster,
+            claims_db=claims_db,
         )
-    counts = {s: len(result.with_status(s)) for s in ("finished", "skipped", "failed")}
+    counts = {s: len(result.with_status(s)) for s in ("finished", "skipped", "failed", "held")}
     out.print(
         f"Suite run {result.parent_run_id}: {counts['finished']} trained, {counts['skipped']} already finished, {counts['failed']} failed"
+        + (f", {counts['held']} left to another invocation that holds them" if counts["held"] else "")
     )
     if result.failed:
         for point in result.failed:

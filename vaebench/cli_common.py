@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from vaebench.errors import VaebenchError
+from vaebench.executor.stopping import StopRequested, stop_on_signals
 
 out = Console()
 err = Console(stderr=True)
@@ -24,6 +25,23 @@ TrackingUri = Annotated[
         "--tracking-uri",
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's default sqlite:///mlflow.db here).",
         rich_help_panel="MLflow",
+    ),
+]
+Cluster = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="Dask scheduler address (tcp://HOST:8786): each run is a task on its workers (pip install 'vaebench[cluster]').",
+        rich_help_panel="Cluster",
+    ),
+]
+ClaimsDb = Annotated[
+    str | None,
+    typer.Option(
+        "--claims-db",
+        help="Database deciding which invocation runs a grid point (default: $VAEBENCH_CLAIMS_DB, else the "
+        "tracking store's PostgreSQL, else SQLite vaebench-claims.db beside a SQLite store or here).",
+        rich_help_panel="Cluster",
     ),
 ]
 Experiment = Annotated[
@@ -104,13 +122,22 @@ def show_notes() -> None:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn a user's mistake into one sentence on stderr and exit code 2; anything else is a bug."""
+    """Turn a user's mistake into one sentence on stderr and exit code 2; anything else is a bug.
+
+    SIGTERM and SIGHUP stop the command as Ctrl-C does (open runs end KILLED), with exit code 128 + the
+    signal's number."""
     show_notes()
     try:
-        yield
+        with stop_on_signals():
+            yield
     except VaebenchError as error:
         err.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
+    except StopRequested as stop:
+        err.print(
+            f"{stop.reason.capitalize()}; what was logged so far is kept (open runs are marked KILLED)."
+        )
+        raise typer.Exit(code=stop.exit_code) from None
     except KeyboardInterrupt:
         err.print("Interrupted; what was logged so far is kept (the run is marked KILLED).")
         raise typer.Exit(code=130) from None

@@ -244,11 +244,13 @@ def run_and_log(
     parent_run_id: str | None = None,
     on_epoch: EpochHook | None = None,
     dataset: Dataset | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> tuple[RunOutcome, str]:
     """One MLflow run around :func:`fit_and_score`; returns the outcome and the run id.
 
     MLflow must already be configured (:func:`vaebench.tracking.configure`). Parameters and tags are
-    written before training starts, so a run that fails or is killed still says what it was.
+    written before training starts, so a run that fails or is killed still says what it was; ``on_start``
+    is told the run's id as soon as it exists, so that a caller whose run raises still knows which it was.
     """
     config = config.validate()
     threads = set_threads(config.threads)
@@ -265,6 +267,8 @@ def run_and_log(
     with tracking.start_run(
         run_name=run_title(config, dataset).split(" |")[0], tags=run_tags, parent_run_id=parent_run_id
     ) as run:
+        if on_start is not None:
+            on_start(run.run_id)
         run.log_params({**config.params(), **dataset_params(dataset)})
         run.log_input(dataset.name, dataset.content_hash(), dataset.shape_profile(), dataset.description)
         run.log_dict(config.params(), "config/config.json")

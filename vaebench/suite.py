@@ -10,11 +10,8 @@ missing, FAILED or killed.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import os
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,16 @@ from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.data import Dataset
 from vaebench.errors import VaebenchError
+from vaebench.executor.claims import Claims, claim_points, claims_url
+from vaebench.executor.owners import owner_alive, process_owner
+from vaebench.executor.runs import (
+    RunJob,
+    RunResult,
+    RunSpec,
+    execute,
+    reuse_finished,
+    threads_per_job,
+)
 from vaebench.models import get_model
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -156,14 +163,16 @@ def load_suite(name_or_path: str) -> Suite:
     return suite
 
 
-@dataclass
-class PointResult:
-    """What became of one grid point."""
+PointResult = RunResult
+"""What became of one grid point (``finished``, ``skipped``, ``failed``, or ``held`` by another invocation)."""
+HELD = "held"
 
-    config: RunConfig
-    status: str  # "finished", "skipped" or "failed"
-    run_id: str | None = None
-    reason: str = ""
+
+def _parent_is_dead(tags: dict[str, str]) -> bool:
+    """Whether a RUNNING suite parent belongs to a process that is gone (on this machine, by its pid and
+    start time; elsewhere its points' claims expire instead)."""
+    owner = tags.get("run_owner")
+    return owner is None or owner_alive(owner) is False
 
 
 @dataclass
@@ -188,32 +197,10 @@ def point_label(config: RunConfig) -> str:
     return f"{config.model}{beta} seed={config.seed}"
 
 
-def threads_per_job(jobs: int) -> int:
-    """The CPU cores divided between the parallel children (at least one thread each)."""
-    return max(1, (os.cpu_count() or 1) // jobs)
-
-
 def dataset_of(config: RunConfig) -> Dataset:
-    """The grid point's data, loaded (and prepared) once per process for the whole suite."""
+    """The grid point's data, loaded (and prepared) once per process for the whole suite (the executor's
+    workers call it)."""
     return config.data_source().load_once()
-
-
-def _worker_init(tracking_uri: str, experiment: str) -> None:
-    tracking.configure(tracking_uri, experiment)
-
-
-def run_point(config: RunConfig, parent_run_id: str, tags: dict[str, Any]) -> PointResult:
-    """Run one grid point as a nested child; failures are recorded, not raised."""
-    from vaebench.runner import run_and_log
-
-    try:
-        dataset = dataset_of(config)
-        _, run_id = run_and_log(config, tags=tags, parent_run_id=parent_run_id, dataset=dataset)
-    except VaebenchError as error:
-        return PointResult(config, "failed", reason=str(error))
-    except Exception as error:  # a bug in one child must not stop the suite; its run is marked FAILED
-        return PointResult(config, "failed", reason=f"{type(error).__name__}: {error}")
-    return PointResult(config, "finished", run_id=run_id)
 
 
 def run_suite(
@@ -225,24 +212,69 @@ def run_suite(
     force: bool = False,
     on_progress: ProgressHook | None = None,
     after_runs: Callable[[str, tracking.RunHandle], None] | None = None,
+    cluster: str | None = None,
+    claims_db: str | None = None,
 ) -> SuiteResult:
-    """Run every grid point of ``suite`` not already FINISHED in ``experiment`` under one parent run."""
+    """Run every grid point of ``suite`` not already FINISHED in ``experiment`` under one parent run, in
+    ``jobs`` local processes or as tasks of the Dask scheduler at ``cluster``.
+
+    The points to run are claimed first in the claims database (:mod:`vaebench.executor.claims`): points
+    another live invocation holds are left to it (status ``held``), so two invocations at once never run
+    a point twice and neither fails.
+    """
     if jobs < 1:
         raise VaebenchError(f"--jobs must be at least 1, got {jobs}.")
     uri = tracking.configure(tracking_uri, experiment)
+    claims = Claims(claims_url(claims_db, uri), process_owner())
+    with contextlib.ExitStack() as stack:
+        client = None
+        if cluster is not None:
+            from vaebench.executor.cluster import connect
+
+            client = stack.enter_context(connect(cluster))
+        stack.enter_context(claims.renewing())
+        return _run_suite(suite, experiment, uri, jobs, force, on_progress, after_runs, client, claims)
+
+
+def _run_suite(
+    suite: Suite,
+    experiment: str,
+    uri: str,
+    jobs: int,
+    force: bool,
+    on_progress: ProgressHook | None,
+    after_runs: Callable[[str, tracking.RunHandle], None] | None,
+    client: Any,
+    claims: Claims,
+) -> SuiteResult:
     grid = suite.grid()
     dataset = dataset_of(grid[0])
     for config in grid:
         config.check_against(dataset.n_cells, dataset.n_genes)
     data_hash = dataset.content_hash()
     hashes = {config.config_hash(data_hash): config for config in grid}
-    finished = {} if force else tracking.finished_runs_by_tag(experiment, "config_hash", list(hashes))
-    tracking.mark_stale_runs_killed(experiment, suite.name, list(hashes))
-    threads = threads_per_job(jobs)
-    todo = [replace(c, threads=c.threads or threads) for h, c in hashes.items() if h not in finished]
-    skipped = [PointResult(hashes[h], "skipped", run_id=run_id) for h, run_id in finished.items()]
+    specs = [RunSpec(config, key=config_hash) for config_hash, config in hashes.items()]
+    todo, skipped = (specs, []) if force else reuse_finished(specs, data_hash, experiment)
+    scope = f"{experiment}/{suite.name}"
+    mine, theirs = claim_points(claims, scope, [spec.key for spec in todo])
+    held = [RunResult(s, HELD, reason="held by another invocation") for s in todo if s.key in theirs]
+    todo = [spec for spec in todo if spec.key in mine]
+    if not force:  # a point another invocation finished before this one held its claim is done
+        todo, finished_meanwhile = reuse_finished(todo, data_hash, experiment)
+        skipped += finished_meanwhile
+    tracking.mark_stale_runs_killed(experiment, suite.name, mine, _parent_is_dead)
+    # On a cluster each worker divides its own machine's cores (vaebench.executor.cluster).
+    threads = threads_per_job(jobs) if client is None else None
 
-    parent_tags = {"suite": suite.name, "vaebench.role": "suite", "jobs": jobs, "grid_points": len(grid)}
+    parent_tags = {
+        "suite": suite.name,
+        "vaebench.role": "suite",
+        "jobs": jobs,
+        "grid_points": len(grid),
+        "run_owner": claims.owner,
+    }
+    if client is not None:
+        parent_tags["cluster"] = client.scheduler.address
     with tracking.start_run(run_name=f"suite {suite.name}", tags=parent_tags) as parent:
         parent.log_dict(suite.definition(), "suite/definition.json")
         parent.log_params(
@@ -255,14 +287,19 @@ def run_suite(
             }
         )
         child_tags = {"suite": suite.name, "suite_parent": parent.run_id}
-        results = list(skipped)
+        todo = [
+            RunSpec(replace(s.config, threads=s.config.threads or threads), child_tags, s.key) for s in todo
+        ]
+        job = RunJob(parent.run_id, data=dataset_of)
+        results = [*skipped, *held]
         total = len(todo)
-        for done, result in enumerate(
-            _execute(todo, parent.run_id, child_tags, uri, experiment, jobs), start=1
-        ):
-            results.append(result)
-            if on_progress is not None:
-                on_progress(done, total, f"{point_label(result.config)}: {result.status}")
+        runs = execute(todo, job, jobs=jobs, tracking_uri=uri, experiment=experiment, cluster=client)
+        with contextlib.closing(runs):
+            for done, result in enumerate(runs, start=1):
+                claims.release(scope, result.spec.key)
+                results.append(result)
+                if on_progress is not None:
+                    on_progress(done, total, f"{point_label(result.config)}: {result.status}")
         grid_record = [
             {
                 "model": r.config.model,
@@ -280,36 +317,12 @@ def run_suite(
             {
                 "suite.finished": sum(r.status == "finished" for r in results),
                 "suite.skipped": len(skipped),
+                "suite.held_elsewhere": len(held),
                 "suite.failed": n_failed,
             }
         )
         parent.set_tags({"suite_run_ids": ",".join(r.run_id for r in results if r.run_id)[:5000]})
-        if after_runs is not None:
+        # An invocation that left every point to another one has nothing of its own to report on.
+        if after_runs is not None and any(r.status in ("finished", "skipped") for r in results):
             after_runs(parent.run_id, parent)
         return SuiteResult(parent.run_id, results)
-
-
-def _execute(
-    todo: list[RunConfig], parent_run_id: str, tags: dict[str, Any], uri: str, experiment: str, jobs: int
-) -> Iterable[PointResult]:
-    """Run the grid points in this process (jobs=1) or in ``jobs`` worker processes, yielding as they end."""
-    if jobs == 1 or len(todo) <= 1:
-        for config in todo:
-            yield run_point(config, parent_run_id, tags)
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_worker_init, initargs=(uri, experiment)
-    ) as pool:
-        pending: set[Future[PointResult]] = {pool.submit(run_point, c, parent_run_id, tags) for c in todo}
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    yield future.result()
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            with contextlib.suppress(Exception):
-                pool.shutdown(wait=False, cancel_futures=True)
-            raise

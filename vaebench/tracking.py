@@ -13,7 +13,7 @@ import logging
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from vaebench import __version__
 from vaebench.errors import VaebenchError
+from vaebench.executor.stopping import stop_reason
 
 FAILED, FINISHED, KILLED = "FAILED", "FINISHED", "KILLED"
 _MAX_PARAM_LENGTH = 6000
@@ -44,6 +45,7 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
     """
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
+    _check_server(mlflow.get_tracking_uri())
     # Reports read small artifacts back; MLflow would draw a download bar on stderr for each one.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     project_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
@@ -53,12 +55,31 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
             run = MlflowClient().get_run(project_run_id)
             mlflow.set_experiment(experiment_id=run.info.experiment_id)
         else:
-            mlflow.set_experiment(experiment)
+            try:
+                mlflow.set_experiment(experiment)
+            except MlflowException:
+                # Two invocations creating the experiment at once: one create fails, the experiment exists.
+                mlflow.set_experiment(experiment)
     except MlflowException as error:
         raise VaebenchError(
             f"MLflow at {mlflow.get_tracking_uri()} could not be used: {str(error).splitlines()[0]}"
         ) from None
     return mlflow.get_tracking_uri()
+
+
+def _check_server(uri: str, timeout: float = 10.0) -> None:
+    """A tracking server that does not answer is one sentence now, not minutes of MLflow's retries."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise VaebenchError(f"The MLflow tracking server at {uri} could not be reached ({reason}).") from None
 
 
 def active_experiment_name() -> str:
@@ -225,7 +246,11 @@ def start_run(
     handle = RunHandle(run.info.run_id, run.info.experiment_id)
     try:
         yield handle
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM/SIGHUP (StopRequested)
+        reason = stop_reason(error)
+        with contextlib.suppress(Exception):
+            MlflowClient().set_tag(handle.run_id, "failure_reason", reason)
+            kill_running_children(handle.run_id, reason)
         mlflow.end_run(status=KILLED)
         raise
     except BaseException as error:
@@ -235,6 +260,22 @@ def start_run(
         raise
     else:
         mlflow.end_run(status=FINISHED)
+
+
+def kill_running_children(parent_run_id: str, reason: str, config_hash: str | None = None) -> list[str]:
+    """End KILLED, with ``reason``, the runs nested under ``parent_run_id`` (of ``config_hash`` only, if
+    given) that are still RUNNING: those of workers that were killed before they could close their own."""
+    client = MlflowClient()
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    query = f"attributes.status = 'RUNNING' AND tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    if config_hash is not None:
+        query += f" AND tags.config_hash = '{config_hash}'"
+    closed = []
+    for run in client.search_runs([experiment_id], query, max_results=1000):
+        client.set_tag(run.info.run_id, "failure_reason", reason)
+        client.set_terminated(run.info.run_id, status=KILLED)
+        closed.append(run.info.run_id)
+    return closed
 
 
 def end_run_by_id(run_id: str, status: str) -> None:
@@ -279,34 +320,47 @@ def _search(experiment: str, filter_string: str) -> list[Any]:
             return runs
 
 
-def finished_runs_by_tag(experiment: str, tag: str, values: Sequence[str]) -> dict[str, str]:
-    """For each value of ``tag`` among ``values``, the id of a FINISHED run of ``experiment`` carrying it.
+def finished_runs_by_tag(
+    experiment: str, tag: str, values: Sequence[str], filter_string: str = ""
+) -> dict[str, str]:
+    """For each value of ``tag`` among ``values``, the id of a FINISHED run of ``experiment`` carrying it
+    (among the runs matching ``filter_string``, if given).
 
     MLflow's search has no ``IN`` for tags, so FINISHED runs are listed and filtered here.
     """
     wanted = set(values)
     found: dict[str, str] = {}
-    for run in _search(experiment, f"attributes.status = '{FINISHED}'"):
+    query = f"attributes.status = '{FINISHED}'" + (f" AND {filter_string}" if filter_string else "")
+    for run in _search(experiment, query):
         value = run.data.tags.get(tag)
         if value in wanted:
             found.setdefault(value, run.info.run_id)
     return found
 
 
-def mark_stale_runs_killed(experiment: str, suite: str, config_hashes: Sequence[str]) -> list[str]:
+def mark_stale_runs_killed(
+    experiment: str,
+    suite: str,
+    config_hashes: Sequence[str],
+    parent_is_dead: Callable[[dict[str, str]], bool] = lambda tags: True,
+) -> list[str]:
     """End as KILLED the RUNNING runs a killed earlier invocation of ``suite`` left behind.
 
-    These are the suite's parents still RUNNING and its children for the grid points about to run again;
-    it assumes one invocation of a suite at a time per experiment.
+    These are its children for ``config_hashes`` (the points this invocation now holds the claims of, so
+    no live invocation runs them) and the suite's parents still RUNNING whose tags ``parent_is_dead`` says
+    belong to a process that is gone.
     """
+    wanted = set(config_hashes)
     stale = [
         run
         for run in _search(experiment, f"attributes.status = 'RUNNING' AND tags.suite = '{suite}'")
-        if run.data.tags.get("vaebench.role") == "suite"
-        or run.data.tags.get("config_hash") in set(config_hashes)
+        if (run.data.tags.get("vaebench.role") == "suite" and parent_is_dead(dict(run.data.tags)))
+        or (run.data.tags.get("vaebench.role") != "suite" and run.data.tags.get("config_hash") in wanted)
     ]
+    client = MlflowClient()
     for run in stale:
-        MlflowClient().set_terminated(run.info.run_id, status=KILLED)
+        client.set_tag(run.info.run_id, "failure_reason", "its invocation was killed")
+        client.set_terminated(run.info.run_id, status=KILLED)
     return [run.info.run_id for run in stale]
 
 

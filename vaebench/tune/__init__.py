@@ -30,6 +30,7 @@ evaluation), :mod:`~vaebench.tune.figures` (the study's figures) and :mod:`~vaeb
 (:func:`tune` itself). Everything callers use is re-exported here.
 """
 
+from vaebench.executor.owners import owner_alive, process_owner
 from vaebench.tune.objective import EpochGuard, TrialObjective, collapsed, intermediate_score
 from vaebench.tune.results import (
     Comparison,
@@ -67,8 +68,6 @@ from vaebench.tune.storage import (
     make_sampler,
     open_storage,
     open_study,
-    owner_alive,
-    process_owner,
     recover_dead_trials,
     redact,
 )

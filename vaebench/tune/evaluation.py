@@ -9,6 +9,7 @@ goes to the study's parent run.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
@@ -17,12 +18,12 @@ from optuna.trial import FrozenTrial
 
 from vaebench import tracking
 from vaebench.config import RunConfig
-from vaebench.suite import threads_per_job
+from vaebench.executor.owners import process_owner
+from vaebench.executor.runs import FAILED, RunJob, RunSpec, execute, reuse_finished, threads_per_job
 from vaebench.tune.results import PointEvaluation, TuneResult, compare, summary_markdown
 from vaebench.tune.settings import PROTOCOL_METRICS, EventHook, TuneSettings
 from vaebench.tune.space import config_for
-from vaebench.tune.storage import process_owner
-from vaebench.tune.workers import _evaluate_one, _pool
+from vaebench.tune.workers import divergence_guard
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -57,16 +58,7 @@ def _evaluate(
         points.append((settings.baseline, None, config, {"tuned": "false", "baseline": "true"}))
     data_hash = eval_data.content_hash()
     done = tracking.experiment_runs(experiment, f"tags.suite = '{suite}'")
-    finished: dict[str, str] = {}
-    if settings.baseline is not None:
-        # The baseline is not tuned: a finished run of the same configuration (the data's hash included)
-        # from another study's evaluation is the same run, so studies of several models share it.
-        shared = tracking.experiment_runs(experiment, "tags.baseline = 'true'")
-        if not shared.empty and "tags.config_hash" in shared:
-            finished.update(zip(shared["tags.config_hash"], shared["run_id"], strict=True))
-    if not done.empty and "tags.config_hash" in done:
-        finished.update(zip(done["tags.config_hash"], done["run_id"], strict=True))
-    tasks: list[tuple[int, RunConfig, dict[str, Any]]] = []
+    specs: list[RunSpec] = []
     evaluations: list[PointEvaluation] = []
     for index, (entry, number, config, extra) in enumerate(points):
         evaluations.append(PointEvaluation(entry, number, config.params(), label or "", [], [], {}))
@@ -83,15 +75,11 @@ def _evaluate(
                 "tune_owner": process_owner(),
                 **extra,
             }
-            tasks.append((index, seeded, tags))
-    runs: list[tuple[int, RunConfig, str | None, dict[str, float], str]] = []
-    todo = []
-    for index, config, tags in tasks:
-        run_id = finished.get(config.config_hash(data_hash))
-        if run_id is not None:
-            runs.append((index, config, run_id, tracking.run_metrics(run_id), ""))
-        else:
-            todo.append((index, config, tags))
+            specs.append(RunSpec(seeded, tags, key=index))
+    # The baseline is not tuned: a finished run of the same configuration (the data's hash included) from
+    # another study's evaluation is the same run, so studies of several models share it.
+    reuse_from = [f"tags.suite = '{suite}'"] + (["tags.baseline = 'true'"] if settings.baseline else [])
+    todo, runs = reuse_finished(specs, data_hash, experiment, reuse_from, with_metrics=True)
     if runs:
         emit(f"Reusing {len(runs)} finished evaluation run(s) (this study's, or the baseline's of another).")
     what = f"{len(best)} tuned configuration(s)" + (f" and {settings.baseline}" if settings.baseline else "")
@@ -99,39 +87,27 @@ def _evaluate(
         f"Evaluating {what} on fresh seeds {settings.eval_seeds} with labels {label!r}: "
         f"{len(todo)} run(s) to train."
     )
-    jobs = min(settings.jobs, len(todo))
-    if jobs <= 1:
-        for index, config, tags in todo:
-            run_id, metrics, reason = _evaluate_one(config, tags, parent.run_id, eval_data)
-            runs.append((index, config, run_id, metrics, reason))
+    job = RunJob(parent.run_id, epoch_hook=divergence_guard)
+    evaluated = execute(
+        todo, job, jobs=settings.jobs, tracking_uri=uri, experiment=experiment, dataset=eval_data
+    )
+    with contextlib.closing(evaluated):
+        for run in evaluated:
+            runs.append(run)
             emit(
-                f"evaluated {points[index][0]} seed {config.seed}: "
-                + (reason or _score_line(metrics, settings.objective))
+                f"evaluated {points[run.spec.key][0]} seed {run.config.seed}: "
+                + (run.reason or _score_line(run.metrics, settings.objective))
             )
-    else:
-        with _pool(jobs, uri, experiment, eval_data) as pool:
-            futures = {
-                pool.submit(_evaluate_one, config, tags, parent.run_id): (index, config)
-                for index, config, tags in todo
-            }
-            for future in futures:
-                index, config = futures[future]
-                run_id, metrics, reason = future.result()
-                runs.append((index, config, run_id, metrics, reason))
-                emit(
-                    f"evaluated {points[index][0]} seed {config.seed}: "
-                    + (reason or _score_line(metrics, settings.objective))
-                )
-    for index, config, run_id, metrics, reason in sorted(runs, key=lambda r: (r[0], r[1].seed)):
-        point = evaluations[index]
-        if run_id is None:
-            point.failed.append(f"seed {config.seed}: {reason}")
+    for run in sorted(runs, key=lambda r: (r.spec.key, r.config.seed)):
+        point = evaluations[run.spec.key]
+        if run.status == FAILED:
+            point.failed.append(f"seed {run.config.seed}: {run.reason}")
             continue
-        point.seeds.append(config.seed)
-        point.run_ids.append(run_id)
-        for name, value in metrics.items():
+        point.seeds.append(run.config.seed)
+        point.run_ids.append(run.run_id)
+        for name, value in run.metrics.items():
             point.per_seed.setdefault(name, []).append(value)
-    _retire_superseded(done, {config.config_hash(data_hash) for _, config, _ in tasks})
+    _retire_superseded(done, {spec.config.config_hash(data_hash) for spec in specs})
     if settings.baseline is not None:
         result.baseline = evaluations.pop()
     result.evaluations = evaluations

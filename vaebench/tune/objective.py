@@ -17,9 +17,10 @@ import optuna
 
 from vaebench import tracking
 from vaebench.errors import VaebenchError
+from vaebench.executor.owners import process_owner
 from vaebench.tune.settings import CPU_OBJECTIVE, TuneSettings, base_config, search_space
 from vaebench.tune.space import config_for, suggest
-from vaebench.tune.storage import _FAILURE_ATTR, _OWNER_ATTR, process_owner
+from vaebench.tune.storage import _FAILURE_ATTR, _OWNER_ATTR
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -144,6 +145,7 @@ class TrialObjective:
             "tune_owner": owner,
         }
         hook = None
+        started: list[str] = []
         try:
             config = config_for(self.base, params)
             pruning = self.settings.pruning
@@ -156,28 +158,38 @@ class TrialObjective:
                 interval=(self.settings.pruning_interval or 1) if pruning else 0,
             )
             outcome, run_id = run_and_log(
-                config, tags=tags, parent_run_id=self.parent_run_id, on_epoch=hook, dataset=self.dataset
+                config,
+                tags=tags,
+                parent_run_id=self.parent_run_id,
+                on_epoch=hook,
+                dataset=self.dataset,
+                on_start=started.append,
             )
         except optuna.TrialPruned:
             self._close(
-                key, tracking.KILLED, "PRUNED", hook, trial, pruned_at_epoch=hook.pruned_at if hook else ""
+                started,
+                tracking.KILLED,
+                "PRUNED",
+                hook,
+                trial,
+                pruned_at_epoch=hook.pruned_at if hook else "",
             )
             raise
         except VaebenchError as error:
             trial.set_user_attr(_FAILURE_ATTR, str(error))
-            self._close(key, tracking.FAILED, "FAIL", hook, trial)
+            self._close(started, tracking.FAILED, "FAIL", hook, trial)
             raise
         except KeyboardInterrupt:
-            self._close(key, tracking.KILLED, "FAIL", hook, trial)
+            self._close(started, tracking.KILLED, "FAIL", hook, trial)
             raise
         except BaseException:
-            self._close(key, tracking.FAILED, "FAIL", hook, trial)
+            self._close(started, tracking.FAILED, "FAIL", hook, trial)
             raise
         metrics = outcome.metrics
         value = float(metrics[self.settings.objective])
         if not math.isfinite(value):
             trial.set_user_attr(_FAILURE_ATTR, f"{self.settings.objective} was {value}")
-            self._close(key, tracking.FAILED, "FAIL", hook, trial)
+            self._close(started, tracking.FAILED, "FAIL", hook, trial)
             raise VaebenchError(f"Trial {trial.number} scored {self.settings.objective} = {value}.")
         trial.set_user_attr("mlflow_run_id", run_id)
         trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items() if math.isfinite(v)})
@@ -191,12 +203,18 @@ class TrialObjective:
         return value
 
     def _close(
-        self, key: str, status: str, state: str, hook: EpochGuard | None, trial: optuna.Trial, **tags: Any
+        self,
+        started: list[str],
+        status: str,
+        state: str,
+        hook: EpochGuard | None,
+        trial: optuna.Trial,
+        **tags: Any,
     ) -> None:
         """Give the trial's MLflow run (if it was opened) its final status and ``trial_state`` tag."""
-        run_id = tracking.latest_run(self.experiment, f"tags.tune_trial = '{key}'")
-        if run_id is None:
+        if not started:
             return
+        run_id = started[0]
         trial.set_user_attr("mlflow_run_id", run_id)
         remove = ("failure_reason",) if state == "PRUNED" else ()
         tracking.close_run(run_id, status, {"trial_state": state, **tags}, remove_tags=remove)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import socket
 import warnings
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vaebench import tracking
 from vaebench.errors import VaebenchError
+from vaebench.executor.owners import owner_alive
 from vaebench.tune.settings import TuneSettings
 
 # User attributes the study and its trials keep in the storage.
@@ -122,42 +121,6 @@ def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage | No
             "--study-name."
         )
     return study
-
-
-def process_owner() -> str:
-    """``host:pid:start`` naming this process (its start time tells a reused pid apart)."""
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or ''}"
-
-
-def owner_alive(owner: str) -> bool | None:
-    """Whether the process named by :func:`process_owner` still runs; None when it ran on another host."""
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
-        return None
-    pid, start = int(parts[1]), parts[2]
-    if Path("/proc").is_dir():
-        current = _start_time(pid)
-        return current is not None and (not start or current == start)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot, from /proc; None if it is gone (or a zombie)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None if Path("/proc").is_dir() else ""
-    fields = text[text.rfind(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return fields[19]
 
 
 def recover_dead_trials(study: optuna.Study, settings: TuneSettings) -> list[int]:

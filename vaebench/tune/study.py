@@ -21,7 +21,8 @@ from optuna.trial import FrozenTrial, TrialState
 from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.suite import threads_per_job
+from vaebench.executor.owners import process_owner
+from vaebench.executor.runs import threads_per_job
 from vaebench.tune.evaluation import _evaluate
 from vaebench.tune.results import TrialSummary, TuneResult, best_trials
 from vaebench.tune.settings import EventHook, TuneSettings, base_config, search_space
@@ -34,7 +35,6 @@ from vaebench.tune.storage import (
     make_pruner,
     open_storage,
     open_study,
-    process_owner,
     recover_dead_trials,
     redact,
 )

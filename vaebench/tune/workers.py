@@ -1,17 +1,16 @@
-"""The processes that run trials and evaluation runs.
+"""The processes that run trials.
 
-:func:`_optimize` runs trials in the calling process; :func:`_pool` spawns worker processes that share the
-study's storage. :func:`_worker_init`, :func:`_optimize_worker` and :func:`_evaluate_one` are the spawned
-processes' entry points, pickled by name, so they stay top-level functions of this module; a worker keeps
-the dataset and experiment it was started with in ``_worker_state``.
+:func:`_optimize` runs trials in the calling process; :func:`_pool` starts the executor's worker processes
+(:class:`vaebench.executor.local.LocalPool`) that share the study's storage. :func:`_worker_init` and
+:func:`_optimize_worker` are the spawned processes' entry points, pickled by name, so they stay top-level
+functions of this module; a worker keeps the dataset and experiment it was started with in
+``_worker_state``. :func:`divergence_guard` is the epoch hook of the fresh-seed evaluation's runs.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from optuna.trial import FrozenTrial
 from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
+from vaebench.executor.local import LocalPool
 from vaebench.tune.objective import EpochGuard, TrialObjective
 from vaebench.tune.settings import DEFAULT_OBJECTIVE, TuneSettings
 from vaebench.tune.storage import open_study
@@ -78,29 +78,10 @@ def _optimize_worker(
     return n_trials
 
 
-def _evaluate_one(
-    config: RunConfig, tags: dict[str, Any], parent_run_id: str, dataset: Dataset | None = None
-) -> tuple[str | None, dict[str, float], str]:
-    """Train and score one evaluation point; returns (run id, metrics, failure reason)."""
-    from vaebench.runner import run_and_log
-
-    data = dataset if dataset is not None else _worker_state["dataset"]
-    try:
-        guard = EpochGuard(config.epochs, data, DEFAULT_OBJECTIVE, config.seed)
-        outcome, run_id = run_and_log(
-            config, tags=tags, parent_run_id=parent_run_id, dataset=data, on_epoch=guard
-        )
-    except VaebenchError as error:
-        return None, {}, str(error)
-    except Exception as error:  # one failing seed must not lose the others; its run is marked FAILED
-        return None, {}, f"{type(error).__name__}: {error}"
-    return run_id, {k: float(v) for k, v in outcome.metrics.items()}, ""
+def divergence_guard(config: RunConfig, dataset: Dataset) -> EpochGuard:
+    """Stops an evaluation run whose loss diverges (it ends FAILED with the epoch named)."""
+    return EpochGuard(config.epochs, dataset, DEFAULT_OBJECTIVE, config.seed)
 
 
-def _pool(jobs: int, tracking_uri: str, experiment: str, dataset: Dataset) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(
-        jobs,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_worker_init,
-        initargs=(tracking_uri, experiment, optuna.logging.get_verbosity(), dataset),
-    )
+def _pool(jobs: int, tracking_uri: str, experiment: str, dataset: Dataset) -> LocalPool:
+    return LocalPool(jobs, _worker_init, (tracking_uri, experiment, optuna.logging.get_verbosity(), dataset))

@@ -1,0 +1,236 @@
+"""Throwaway services on loopback for the cluster tests and the overhead benchmark: a PostgreSQL 15, an MLflow
+tracking server on it that serves artifacts itself, and a Dask scheduler with worker processes.
+
+Each service runs in its own session (process group) and :meth:`Services.stop` ends every group it started,
+so nothing outlives the tests, also when one fails. As root, PostgreSQL runs as the ``postgres`` user
+(``runuser``) in a temporary folder that user owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PG_BIN_DIRS = (Path("/usr/lib/postgresql/15/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin")))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_bin() -> Path | None:
+    """The folder holding ``initdb`` and ``pg_ctl``, if PostgreSQL is installed."""
+    for folder in PG_BIN_DIRS:
+        if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
+            return folder
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+def wait_for(check, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not come up within {seconds:.0f} s")
+
+
+@dataclass
+class Services:
+    """What was started, and how to stop it all."""
+
+    root: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    pg_data: Path | None = None
+    pg_bin: Path | None = None
+    pg_port: int = 0
+    mlflow_uri: str = ""
+    scheduler: str = ""
+    workers: list[subprocess.Popen] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    def database_url(self, name: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.pg_port}/{name}"
+
+    def _as_postgres(self, *command: str) -> list[str]:
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *command]
+        return list(command)
+
+    def start_postgres(self, databases: tuple[str, ...]) -> None:
+        self.pg_bin = postgres_bin()
+        if self.pg_bin is None:
+            raise FileNotFoundError("PostgreSQL's initdb and pg_ctl were not found")
+        folder = Path(tempfile.mkdtemp(prefix="vaebench-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres", "postgres")
+        self.pg_data, self.pg_port = folder / "data", free_port()
+        log = folder / "postgres.log"
+        self.logs.append(log)
+        subprocess.run(
+            self._as_postgres(
+                str(self.pg_bin / "initdb"), "-D", str(self.pg_data), "-U", "postgres", "--auth=trust"
+            ),
+            check=True,
+            capture_output=True,
+        )
+        options = f"-p {self.pg_port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            self._as_postgres(
+                str(self.pg_bin / "pg_ctl"),
+                "-D",
+                str(self.pg_data),
+                "-l",
+                str(log),
+                "-o",
+                options,
+                "-w",
+                "start",
+            ),
+            check=True,
+            capture_output=True,
+        )
+        import psycopg
+
+        with psycopg.connect(
+            f"postgresql://postgres@127.0.0.1:{self.pg_port}/postgres", autocommit=True
+        ) as connection:
+            for name in databases:
+                connection.execute(f'CREATE DATABASE "{name}"')
+
+    def spawn(self, name: str, *command: str) -> subprocess.Popen:
+        log = self.root / f"{name}.log"
+        self.logs.append(log)
+        handle = log.open("w")
+        process = subprocess.Popen(
+            list(command), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root
+        )
+        self.processes.append(process)
+        return process
+
+    def start_mlflow(self, database: str = "mlflow") -> None:
+        port = free_port()
+        artifacts = self.root / "mlflow-artifacts"
+        self.spawn(
+            "mlflow",
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            self.database_url(database),
+            "--artifacts-destination",
+            str(artifacts),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        )
+        self.mlflow_uri = f"http://127.0.0.1:{port}"
+        wait_for(
+            lambda: urllib.request.urlopen(f"{self.mlflow_uri}/health", timeout=2).status == 200, 90, "MLflow"
+        )
+
+    def stop_mlflow(self) -> None:
+        for process in list(self.processes):
+            if "mlflow" in " ".join(map(str, process.args)):
+                _end(process)
+                self.processes.remove(process)
+
+    def start_dask(self, workers: int = 2) -> None:
+        port = free_port()
+        self.scheduler = f"tcp://127.0.0.1:{port}"
+        self.spawn(
+            "dask-scheduler",
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+        )
+        for index in range(workers):
+            self.workers.append(self.start_worker(index))
+        from distributed import Client
+
+        def ready() -> bool:
+            with Client(self.scheduler, timeout=5) as client:
+                return len(client.scheduler_info(n_workers=-1)["workers"]) >= workers
+
+        wait_for(ready, 90, "the Dask workers")
+
+    def start_worker(self, index: int) -> subprocess.Popen:
+        return self.spawn(
+            f"dask-worker-{index}",
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            self.scheduler,
+            "--nthreads",
+            "1",
+            "--nworkers",
+            "1",
+            "--no-dashboard",
+            "--host",
+            "127.0.0.1",
+        )
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            _end(process)
+        self.processes.clear()
+        if self.pg_data is not None and self.pg_bin is not None:
+            subprocess.run(
+                self._as_postgres(
+                    str(self.pg_bin / "pg_ctl"), "-D", str(self.pg_data), "-m", "immediate", "stop"
+                ),
+                capture_output=True,
+                check=False,
+            )
+            shutil.rmtree(self.pg_data.parent, ignore_errors=True)
+            self.pg_data = None
+
+
+def _end(process: subprocess.Popen) -> None:
+    """Terminate a service's whole process group, then kill what is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=15)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def cluster_services(root: Path, workers: int = 2) -> Iterator[Services]:
+    """PostgreSQL (databases ``mlflow``, ``optuna`` and ``claims``), the MLflow server and a Dask scheduler
+    with ``workers`` workers; all stopped on the way out."""
+    services = Services(root)
+    try:
+        services.start_postgres(("mlflow", "optuna", "claims"))
+        services.start_mlflow()
+        services.start_dask(workers)
+        yield services
+    finally:
+        services.stop()
