@@ -16,6 +16,11 @@ class PCAModel:
         self.latent_dim = latent_dim
         self.pca = PCA(n_components=latent_dim, random_state=seed)
 
+    @property
+    def estimator(self) -> PCA:
+        """The fitted scikit-learn object, which is what is logged as the run's model."""
+        return self.pca
+
     def fit(self, X: np.ndarray) -> PCAModel:
         self.pca.fit(X)
         return self
