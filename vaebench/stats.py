@@ -40,7 +40,7 @@ class PairedDifference:
     ci95_high: float
     wilcoxon_p: float
     verdict: str
-    t_p: float = math.nan
+    t_p: float
 
 
 def paired_difference(differences: np.ndarray, baseline: str) -> PairedDifference:

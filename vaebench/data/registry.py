@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vaebench.data.anndata_io import dataset_from_anndata
 from vaebench.data.dataset import Dataset
+from vaebench.data.digits import load_digits_dataset
 from vaebench.data.files import read_path
 from vaebench.data.pbmc3k import DEFAULT_LABEL_KEY as PBMC3K_LABEL_KEY
 from vaebench.data.pbmc3k import load_pbmc3k
@@ -71,6 +72,16 @@ register(
 )
 register(
     DatasetSpec("synthetic", "300 cells x 60 genes in 4 Gaussian clusters, for tests", "cluster", _synthetic)
+)
+register(
+    DatasetSpec(
+        "digits",
+        "scikit-learn's handwritten digits, 1,797 x 61 scaled pixels: a second real labelled set, offline",
+        "digit",
+        lambda label_key: (
+            load_digits_dataset() if label_key is None else load_digits_dataset().with_label_key(label_key)
+        ),
+    )
 )
 
 
