@@ -1,8 +1,9 @@
 """Which t-SNE to use on latent codes: scikit-learn's Barnes-Hut or openTSNE, measured on this shape of data.
 
-Latents are 6-d Gaussian mixtures of 9 clusters at the two sizes vaebench meets (700 cells: pbmc68k;
-2,638: PBMC3k), embedded in 2-d and 3-d with perplexity 40 on one thread; each timing is the median of
-``--repeats`` runs in one process. openTSNE is optional (``pip install openTSNE``); its FFT method only
+Latents are 6-d Gaussian mixtures of 9 clusters at the sizes vaebench meets (700 cells: pbmc68k; 2,638:
+PBMC3k; 5,000 and 10,000: the subsample a large dataset's map is drawn on, ``--tsne-cells``), embedded in
+2-d and 3-d with perplexity 40 on one thread; each timing is the median of ``--repeats`` runs in one
+process (3-d only up to 2,638 cells unless ``--sizes`` says otherwise). openTSNE is optional (``pip install openTSNE``); its FFT method only
 handles 2-d, so its 3-d timings use its Barnes-Hut method. The last line printed is one JSON object.
 
     python benchmarks/tsne_speed.py [--repeats 3]
@@ -48,10 +49,15 @@ def median_seconds(fn, x: np.ndarray, dims: int, repeats: int) -> float:
 
 
 def main() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)  # scikit-learn's Barnes-Hut gradient is OpenMP: one thread, as openTSNE's
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", default="700,2638,5000,10000", help="Cell counts, comma-separated.")
+    parser.add_argument("--max-3d", type=int, default=2638, help="Largest cell count timed in 3-d.")
     args = parser.parse_args()
     backends = {"sklearn": sklearn_tsne}
     try:
@@ -61,9 +67,9 @@ def main() -> None:
     except ImportError:
         print("openTSNE is not installed: measuring scikit-learn only")
     results = []
-    for n_cells in (700, 2638):
+    for n_cells in (int(n) for n in args.sizes.split(",")):
         x = latent(n_cells)
-        for dims in (2, 3):
+        for dims in (2, 3) if n_cells <= args.max_3d else (2,):
             row = {"cells": n_cells, "dims": dims}
             for name, fn in backends.items():
                 row[name] = round(median_seconds(fn, x, dims, args.repeats), 2)

@@ -13,11 +13,17 @@ from rich.table import Table
 
 from vaebench.cli_common import (
     DEFAULT_EXPERIMENT,
+    Cells,
     DataPath,
     DatasetName,
     Experiment,
+    Genes,
     LabelsPath,
+    NTopGenes,
+    Preprocess,
+    Scale,
     TrackingUri,
+    TsneCells,
     err,
     one_data_source,
     out,
@@ -90,6 +96,11 @@ def run(
         str | None,
         typer.Option("--label-key", help="Annotation column used as ground truth.", rich_help_panel="Data"),
     ] = None,
+    preprocess: Preprocess = None,
+    n_top_genes: NTopGenes = RunConfig.n_top_genes,
+    scale: Scale = RunConfig.scale,
+    cells: Cells = None,
+    genes: Genes = None,
     beta: Annotated[float, typer.Option(help="Weight of the KL term (beta_vae, beta_vsc).")] = RunConfig.beta,
     seed: Annotated[
         int, typer.Option(help="Seed of weights, batches, sampling, t-SNE and k-means.")
@@ -122,6 +133,7 @@ def run(
             rich_help_panel="Evaluation",
         ),
     ] = True,
+    tsne_cells: TsneCells = RunConfig.tsne_cells,
     metrics: Annotated[
         str | None,
         typer.Option(
@@ -189,6 +201,11 @@ def run(
             data_path=str(data) if data is not None else None,
             labels_path=str(labels) if labels is not None else None,
             label_key=label_key,
+            preprocess=preprocess,
+            n_top_genes=n_top_genes,
+            scale=scale,
+            cells=cells,
+            genes=genes,
             beta=beta,
             seed=seed,
             epochs=epochs,
@@ -200,19 +217,23 @@ def run(
             perplexity=perplexity,
             n_init=n_init,
             tsne_3d=tsne_3d,
+            tsne_cells=tsne_cells,
             metrics=tuple(parse_list(metrics, str, "--metrics")) if metrics else None,
             threads=threads,
             device=device,
         )
         one_data_source(dataset, data)
         config = config.validate()
+        from vaebench.models import get_model
         from vaebench.runner import load_for, run_and_log
 
         dataset_obj = load_for(config)
         uri = configure_tracking(tracking_uri, experiment)
+        what = f"for {config.epochs} epochs" if get_model(config.model).is_torch else "(fitted, no epochs)"
         out.print(
-            f"Training [bold]{config.model}[/] on {dataset_obj.name} ({dataset_obj.n_cells} cells x "
-            f"{dataset_obj.n_genes} genes, labels {dataset_obj.label_key!r}) for {config.epochs} epochs",
+            f"Training [bold]{config.model}[/] on {dataset_obj.name} ({dataset_obj.n_cells:,} cells x "
+            f"{dataset_obj.n_genes:,} genes{', sparse' if dataset_obj.is_sparse else ''}, "
+            f"preprocessing {dataset_obj.preprocessing}, labels {dataset_obj.label_key!r}) {what}",
             highlight=False,
         )
         with epoch_progress(config.epochs, config.model) as on_epoch:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -36,6 +37,49 @@ DataPath = Annotated[
     Path | None,
     typer.Option("--data", help="Your own data: .h5ad, 10x folder or CSV.", rich_help_panel="Data"),
 ]
+Preprocess = Annotated[
+    str | None,
+    typer.Option(
+        "--preprocess",
+        help="none, study (the seed's Seurat steps) or standard (normalise, log1p, top genes). "
+        "Default: the dataset's own; raw counts get standard, with a note.",
+        rich_help_panel="Data",
+    ),
+]
+NTopGenes = Annotated[
+    int,
+    typer.Option(
+        "--n-top-genes", help="Highly variable genes kept by --preprocess standard.", rich_help_panel="Data"
+    ),
+]
+Scale = Annotated[
+    bool,
+    typer.Option(
+        "--scale/--no-scale",
+        help="With --preprocess standard: scale each gene to unit variance (makes the matrix dense).",
+        rich_help_panel="Data",
+    ),
+]
+Cells = Annotated[
+    int | None,
+    typer.Option(
+        "--cells", help="Cells of a generated dataset (synthetic, synthetic_counts).", rich_help_panel="Data"
+    ),
+]
+Genes = Annotated[
+    int | None,
+    typer.Option(
+        "--genes", help="Genes of a generated dataset (synthetic, synthetic_counts).", rich_help_panel="Data"
+    ),
+]
+TsneCells = Annotated[
+    int,
+    typer.Option(
+        "--tsne-cells",
+        help="Above this many cells, the t-SNE map and its k-means use a stratified seeded sample of this size.",
+        rich_help_panel="Evaluation",
+    ),
+]
 LabelsPath = Annotated[
     Path | None,
     typer.Option(
@@ -44,9 +88,24 @@ LabelsPath = Annotated[
 ]
 
 
+class _NoteHandler(logging.Handler):
+    """vaebench's notes (``logging.getLogger("vaebench")`` warnings) as one plain line on stderr each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"[bold yellow]Note:[/] {record.getMessage()}", highlight=False, soft_wrap=True)
+
+
+def show_notes() -> None:
+    logger = logging.getLogger("vaebench")
+    if not any(isinstance(h, _NoteHandler) for h in logger.handlers):
+        logger.addHandler(_NoteHandler(logging.WARNING))
+        logger.propagate = False
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn a user's mistake into one sentence on stderr and exit code 2; anything else is a bug."""
+    show_notes()
     try:
         yield
     except VaebenchError as error:

@@ -5,14 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
+from vaebench.data.preprocess import DEFAULT_N_TOP_GENES
+from vaebench.data.source import DataSource
 from vaebench.errors import VaebenchError
+from vaebench.evaluate.subsample import DEFAULT_TSNE_CELLS
 from vaebench.models import get_model
 from vaebench.models.architecture import VARIANTS
 
-# Fields that say how a run is executed, not what it computes: left out of the config hash.
-EXECUTION_FIELDS = frozenset({"threads", "device", "progress"})
+# Fields that say how a run is executed, or what it draws, not what it scores: left out of the config hash.
+# (A file's path is left out too: the content hash of the data stands for it, so the same file read from
+# another folder, or copied elsewhere, is the same run.)
+EXECUTION_FIELDS = frozenset({"threads", "device", "progress", "tsne_3d", "data_path", "labels_path"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,11 @@ class RunConfig:
     data_path: str | None = None
     labels_path: str | None = None
     label_key: str | None = None
+    preprocess: str | None = None
+    n_top_genes: int = DEFAULT_N_TOP_GENES
+    scale: bool = False
+    cells: int | None = None
+    genes: int | None = None
     beta: float = 2.0
     seed: int = 0
     epochs: int = 200
@@ -42,6 +53,7 @@ class RunConfig:
     perplexity: float = 40.0
     n_init: int = 100
     tsne_3d: bool = True
+    tsne_cells: int = DEFAULT_TSNE_CELLS
     metrics: tuple[str, ...] | None = None
     threads: int | None = None
     device: str = "auto"
@@ -68,6 +80,7 @@ class RunConfig:
                 f"Unknown variant {self.variant!r}; known variants are: {', '.join(VARIANTS)}.",
             ),
             (self.seed >= 0, f"--seed must be zero or positive, got {self.seed}."),
+            (self.tsne_cells >= 10, f"--tsne-cells must be at least 10, got {self.tsne_cells}."),
         ]
         for ok, message in checks:
             if not ok:
@@ -82,10 +95,32 @@ class RunConfig:
         if self.data_path is not None and self.dataset is not None:
             # A file replaces the named dataset.
             return replace(self, dataset=None).validate()
+        resolved = {
+            name: str(Path(value).expanduser().resolve())
+            for name in ("data_path", "labels_path")
+            if (value := getattr(self, name)) is not None and value != str(Path(value).expanduser().resolve())
+        }
+        if resolved:
+            return replace(self, **resolved).validate()
+        self.data_source()  # checks the data settings (preprocessing, sizes, labels with a path)
         if not spec.has_beta and self.beta != RunConfig.beta:
             # beta has no meaning for this model; keep the hash independent of it.
             return replace(self, beta=RunConfig.beta).validate()
         return self
+
+    def data_source(self) -> DataSource:
+        """Where this run's data come from and how they are prepared."""
+        return DataSource(
+            dataset=self.dataset,
+            path=self.data_path,
+            labels_path=self.labels_path,
+            label_key=self.label_key,
+            preprocess=self.preprocess,
+            n_top_genes=self.n_top_genes,
+            scale=self.scale,
+            cells=self.cells,
+            genes=self.genes,
+        )
 
     def check_against(self, n_cells: int, n_genes: int) -> None:
         """Settings that depend on the data: the latent must be smaller than the gene count."""
@@ -153,7 +188,7 @@ def _coerce(key: str, raw: Any, default: Any) -> Any:
         return None
     if isinstance(raw, str):
         kind = type(default) if default is not None else None
-        if key in ("threads", "seed", "epochs", "latent_dim", "batch_size", "n_init"):
+        if key in ("threads", "seed", "epochs", "latent_dim", "batch_size", "n_init", "cells", "genes"):
             kind = int
         try:
             if kind is bool:

@@ -36,9 +36,18 @@ def resolve_device(device: str) -> torch.device:
 
 
 def set_threads(threads: int | None) -> int:
-    """Set torch's intra-op thread count (None keeps torch's default) and return the count in force."""
+    """Set the thread count of torch and of the OpenMP and BLAS pools that scikit-learn's t-SNE and k-means
+    use (None keeps the defaults: every core); return torch's count in force.
+
+    Parallel suite children each get ``cores // jobs`` threads: without the OpenMP limit, two children's
+    t-SNE would each spin up a thread per core and spend their time waiting on each other. The limit does
+    not change results: t-SNE maps and k-means partitions are identical at 1 and 2 threads.
+    """
     if threads is not None:
+        from threadpoolctl import threadpool_limits
+
         torch.set_num_threads(threads)
+        threadpool_limits(limits=threads)
     return torch.get_num_threads()
 
 

@@ -21,7 +21,7 @@ import torch
 
 from vaebench import __version__, tracking
 from vaebench.config import RunConfig
-from vaebench.data import Dataset, load_dataset
+from vaebench.data import Dataset
 from vaebench.evaluate import (
     Evaluation,
     ProtocolSettings,
@@ -32,6 +32,7 @@ from vaebench.evaluate import (
     tsne3d_figure,
     tsne_figure,
 )
+from vaebench.evaluate.subsample import take
 from vaebench.external import ExternalEmbedding
 from vaebench.hardware import cpu_name, resolve_device, set_threads
 from vaebench.models import ModelOptions, get_model
@@ -65,10 +66,8 @@ class RunOutcome:
 
 
 def load_for(config: RunConfig) -> Dataset:
-    """The dataset a configuration names, checked against the configuration."""
-    dataset = load_dataset(
-        config.dataset, path=config.data_path, label_key=config.label_key, labels_path=config.labels_path
-    )
+    """The dataset a configuration names, prepared as it says, checked against the configuration."""
+    dataset = config.validate().data_source().load()
     config.check_against(dataset.n_cells, dataset.n_genes)
     return dataset
 
@@ -120,7 +119,11 @@ def fit(
 
 def protocol_for(config: RunConfig) -> ProtocolSettings:
     settings = ProtocolSettings(
-        perplexity=config.perplexity, n_init=config.n_init, tsne_3d=config.tsne_3d, seed=config.seed
+        perplexity=config.perplexity,
+        n_init=config.n_init,
+        tsne_3d=config.tsne_3d,
+        seed=config.seed,
+        tsne_cells=config.tsne_cells,
     )
     return replace(settings, metrics=config.metrics) if config.metrics else settings
 
@@ -138,14 +141,24 @@ def fit_and_score(
 
 
 def dataset_params(dataset: Dataset) -> dict[str, Any]:
-    return {
+    params = {
         "dataset.name": dataset.name,
         "dataset.n_cells": dataset.n_cells,
         "dataset.n_genes": dataset.n_genes,
         "dataset.hash": dataset.content_hash(),
         "dataset.label_key": dataset.label_key,
         "dataset.n_classes": len(set(dataset.labels)),
+        "dataset.preprocessing": dataset.preprocessing,
+        "dataset.sparse": dataset.is_sparse,
     }
+    if "cache" in dataset.provenance:
+        params["dataset.cache"] = dataset.provenance["cache"]
+    return params
+
+
+def data_seconds(dataset: Dataset) -> dict[str, float]:
+    """How long reading and preparing the data took in the process that loaded them."""
+    return {f"data.{k}": float(v) for k, v in dataset.provenance.items() if k.startswith("seconds.")}
 
 
 def machine_tags(threads: int) -> dict[str, Any]:
@@ -181,11 +194,14 @@ def log_evaluation(
     """Scores, the study's figures and the latent codes of one evaluated embedding."""
     run.log_metrics(evaluation.metrics)
     run.log_metrics({f"eval.seconds.{k}": v for k, v in evaluation.seconds.items()})
+    run.log_params(evaluation.sizes)
+    map_labels = take(labels, evaluation.map_cells)
+    sampled = "" if evaluation.map_cells is None else f", {len(map_labels):,} sampled cells"
     figures = {
-        "figures/tsne2d.png": tsne_figure(evaluation.tsne2d, labels, f"{title}: 2-d t-SNE"),
+        "figures/tsne2d.png": tsne_figure(evaluation.tsne2d, map_labels, f"{title}: 2-d t-SNE{sampled}"),
         "figures/kmeans_comparison.png": kmeans_comparison_figure(
             evaluation.tsne2d,
-            labels,
+            map_labels,
             evaluation.kmeans_labels,
             evaluation.kmeans_centroids,
             f"{title}: k-means on the 2-d t-SNE",
@@ -193,14 +209,16 @@ def log_evaluation(
         "figures/scores.png": score_heatmap(score_matrix(evaluation.metrics), f"{title}: scores"),
     }
     if evaluation.tsne3d is not None:
-        figures["figures/tsne3d.png"] = tsne3d_figure(evaluation.tsne3d, labels, f"{title}: 3-d t-SNE")
+        figures["figures/tsne3d.png"] = tsne3d_figure(
+            evaluation.tsne3d, take(labels, evaluation.tsne3d_cells), f"{title}: 3-d t-SNE"
+        )
     for path, figure in figures.items():
         run.log_figure(figure, path)
         plt.close(figure)
     run.log_table(latent_table(cell_ids, labels, latent), "latent/latent_codes.csv")
     tsne = pd.DataFrame(evaluation.tsne2d, columns=["x", "y"])
-    tsne.insert(0, "label", labels)
-    tsne.insert(0, "cell_id", cell_ids)
+    tsne.insert(0, "label", map_labels)
+    tsne.insert(0, "cell_id", take(cell_ids, evaluation.map_cells))
     tsne["kmeans"] = evaluation.kmeans_labels
     run.log_table(tsne, "latent/tsne2d.csv")
 
@@ -247,10 +265,12 @@ def run_and_log(
         run_name=run_title(config, dataset).split(" |")[0], tags=run_tags, parent_run_id=parent_run_id
     ) as run:
         run.log_params({**config.params(), **dataset_params(dataset)})
+        run.log_input(dataset.name, dataset.content_hash(), dataset.shape_profile(), dataset.description)
         run.log_dict(config.params(), "config/config.json")
         outcome = fit_and_score(config, dataset, on_epoch)
+        logging_start = time.perf_counter()
         run.log_series("train.loss", outcome.training.losses)
-        run.log_metrics(outcome.metrics)
+        run.log_metrics({**outcome.metrics, **data_seconds(dataset)})
         run.set_tags({"device": outcome.training.device, "latent_dims": outcome.latent.shape[1]})
         title = run_title(config, dataset)
         log_evaluation(run, title, outcome.evaluation, dataset.cell_ids, dataset.labels, outcome.latent)
@@ -262,6 +282,7 @@ def run_and_log(
             run.log_torch_model(outcome.model, dataset.n_genes)
         elif outcome.model.estimator is not None:
             run.log_sklearn_model(outcome.model.estimator)
+        run.log_metrics({"log.seconds": time.perf_counter() - logging_start})
         return outcome, run.run_id
 
 

@@ -16,7 +16,6 @@ import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +62,10 @@ class Suite:
             betas = self.betas if get_model(model).has_beta else (RunConfig.beta,)
             for beta in betas:
                 for seed in self.seeds:
-                    configs.append(replace(base, model=model, beta=float(beta), seed=int(seed)).validate())
+                    # The 3-d t-SNE is a figure, not a score: one per model and beta (the first seed's).
+                    tsne_3d = base.tsne_3d and seed == self.seeds[0]
+                    point = replace(base, model=model, beta=float(beta), seed=int(seed), tsne_3d=tsne_3d)
+                    configs.append(point.validate())
         return configs
 
     def narrowed(
@@ -191,16 +193,9 @@ def threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-@cache
-def _dataset_for(key: tuple[str | None, str | None, str | None, str | None]) -> Dataset:
-    from vaebench.data import load_dataset
-
-    dataset, data_path, label_key, labels_path = key
-    return load_dataset(dataset, path=data_path, label_key=label_key, labels_path=labels_path)
-
-
-def _dataset_key(config: RunConfig) -> tuple[str | None, str | None, str | None, str | None]:
-    return (config.dataset, config.data_path, config.label_key, config.labels_path)
+def dataset_of(config: RunConfig) -> Dataset:
+    """The grid point's data, loaded (and prepared) once per process for the whole suite."""
+    return config.data_source().load_once()
 
 
 def _worker_init(tracking_uri: str, experiment: str) -> None:
@@ -212,7 +207,7 @@ def run_point(config: RunConfig, parent_run_id: str, tags: dict[str, Any]) -> Po
     from vaebench.runner import run_and_log
 
     try:
-        dataset = _dataset_for(_dataset_key(config))
+        dataset = dataset_of(config)
         _, run_id = run_and_log(config, tags=tags, parent_run_id=parent_run_id, dataset=dataset)
     except VaebenchError as error:
         return PointResult(config, "failed", reason=str(error))
@@ -236,7 +231,7 @@ def run_suite(
         raise VaebenchError(f"--jobs must be at least 1, got {jobs}.")
     uri = tracking.configure(tracking_uri, experiment)
     grid = suite.grid()
-    dataset = _dataset_for(_dataset_key(grid[0]))
+    dataset = dataset_of(grid[0])
     for config in grid:
         config.check_against(dataset.n_cells, dataset.n_genes)
     data_hash = dataset.content_hash()

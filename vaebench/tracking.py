@@ -126,6 +126,25 @@ class RunHandle:
         batch = [RunTag(key, str(value)) for key, value in tags.items()]
         self.client.log_batch(self.run_id, tags=batch, synchronous=True)
 
+    def log_input(self, name: str, digest: str, profile: dict[str, int], source: str) -> None:
+        """The run's input in MLflow's dataset tracking: the UI's Dataset column shows its name and digest,
+        and its details the shape (``profile``) and where it came from (``source``)."""
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+
+        class _Data(MetaDataset):
+            @property
+            def profile(self) -> dict[str, int]:
+                return profile
+
+            def to_dict(self) -> dict[str, str]:
+                return {**super().to_dict(), "profile": json.dumps(profile)}
+
+        data = _Data(CodeDatasetSource({"source": source[:500]}), name=name, digest=digest)
+        context = InputTag(key="mlflow.data.context", value="training")
+        self.client.log_inputs(self.run_id, [DatasetInput(data._to_mlflow_entity(), tags=[context])])
+
     def log_figure(self, figure: Figure, artifact_file: str) -> None:
         self.client.log_figure(self.run_id, figure, artifact_file)
 

@@ -1,8 +1,9 @@
 """The one training loop for every torch model.
 
-The data live as one float32 tensor on the training device and mini-batches are gathered from a shuffled
-index: no per-cell ``Dataset`` or ``DataLoader``, which on an in-memory cells x genes matrix spends several
-times the arithmetic's own time in Python and collation (see ``benchmarks/train_speed.py``).
+Dense data live as one float32 tensor on the training device and mini-batches are gathered from a shuffled
+index: no per-cell ``Dataset`` or ``DataLoader`` (see ``benchmarks/train_speed.py``). Sparse data (counts
+from an ``.h5ad`` or a 10x folder) stay a CSR matrix on the host and only the mini-batch in hand is made
+dense (:class:`SparseRows`), so memory follows the non-zeros, not cells x genes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from vaebench.errors import VaebenchError
@@ -53,14 +55,41 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def as_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The whole matrix as one contiguous float32 tensor on ``device``."""
+class SparseRows:
+    """A CSR matrix that hands out dense rows: what the loop and :func:`encode` use for sparse data.
+
+    It answers the two calls they make of a tensor (``index_select(0, rows)`` and a slice of rows) with a
+    dense float32 tensor on ``device``, so only one mini-batch at a time is ever dense.
+    """
+
+    def __init__(self, matrix: sp.csr_matrix, device: torch.device) -> None:
+        self.matrix = matrix
+        self.device = device
+        self.shape = matrix.shape
+
+    def _dense(self, block: sp.csr_matrix) -> torch.Tensor:
+        return torch.from_numpy(block.toarray()).to(self.device, non_blocking=True)
+
+    def index_select(self, dim: int, rows: torch.Tensor) -> torch.Tensor:
+        if dim != 0:
+            raise ValueError("SparseRows selects rows only.")
+        return self._dense(self.matrix[rows.cpu().numpy()])
+
+    def __getitem__(self, rows: slice) -> torch.Tensor:
+        return self._dense(self.matrix[rows])
+
+
+def as_tensor(X: np.ndarray | sp.csr_matrix, device: torch.device) -> torch.Tensor | SparseRows:
+    """The whole matrix as one contiguous float32 tensor on ``device``; a sparse one stays sparse on the
+    host and is made dense a mini-batch at a time (:class:`SparseRows`)."""
+    if sp.issparse(X):
+        return SparseRows(sp.csr_matrix(X, dtype=np.float32), device)
     return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
 
 
 def train(
     model: LatentModel,
-    X: torch.Tensor,
+    X: torch.Tensor | SparseRows,
     *,
     epochs: int,
     batch_size: int,
@@ -115,7 +144,7 @@ def train(
 
 
 @torch.no_grad()
-def encode(model: LatentModel, X: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+def encode(model: LatentModel, X: torch.Tensor | SparseRows, batch_size: int = 4096) -> np.ndarray:
     """The model's deterministic latent code of every row of ``X``, as a NumPy array."""
     model.eval()
     codes = [model.encode(X[start : start + batch_size]) for start in range(0, X.shape[0], batch_size)]

@@ -1,12 +1,12 @@
-"""AnnData to :class:`Dataset`: dense float32 cells x genes, the categorical annotations as labels."""
+"""AnnData to :class:`Dataset`: float32 cells x genes (sparse stays sparse), the categorical annotations as labels."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from vaebench.data.dataset import Dataset
+from vaebench.data.matrix import as_matrix
 from vaebench.errors import VaebenchError
 
 
@@ -38,22 +38,13 @@ def resolve_label_key(obs: pd.DataFrame, label_key: str | None, default: str | N
     )
 
 
-def dense_float32(matrix: object, source: str) -> np.ndarray:
-    """Any AnnData matrix as a dense float32 array, or one sentence saying it is not numeric."""
-    if sp.issparse(matrix):
-        matrix = matrix.toarray()
-    try:
-        return np.ascontiguousarray(np.asarray(matrix, dtype=np.float32))
-    except (TypeError, ValueError):
-        raise VaebenchError(f"{source} is not a numeric matrix.") from None
-
-
 def dataset_from_anndata(
     adata: object,
     name: str,
     label_key: str | None,
     default_label_key: str | None = None,
     description: str = "",
+    preprocessing: str = "none",
 ) -> Dataset:
     """A :class:`Dataset` from an AnnData object (``obs`` reduced to its label-like columns)."""
     obs = label_columns(adata.obs)  # type: ignore[attr-defined]
@@ -63,10 +54,11 @@ def dataset_from_anndata(
     obs.index = obs.index.astype(str)
     return Dataset(
         name=name,
-        X=dense_float32(adata.X, name),  # type: ignore[attr-defined]
+        X=as_matrix(adata.X, name),  # type: ignore[attr-defined]
         obs=obs.reset_index(drop=True),
         label_key=key,
         cell_ids=np.asarray(adata.obs_names.astype(str)),  # type: ignore[attr-defined]
         gene_names=np.asarray(adata.var_names.astype(str)),  # type: ignore[attr-defined]
         description=description,
+        preprocessing=preprocessing,
     )

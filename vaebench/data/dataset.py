@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
+from vaebench.data.matrix import Matrix, as_matrix, count_non_finite
+from vaebench.data.matrix import digest as matrix_digest
 from vaebench.errors import VaebenchError
 
 
@@ -15,29 +18,35 @@ from vaebench.errors import VaebenchError
 class Dataset:
     """Cells x genes as one float32 matrix, with cell ids, gene names and the cells' annotations.
 
+    ``X`` is a dense array or, for sparse sources (``.h5ad``, 10x), a CSR matrix that is never made dense
+    as a whole (:mod:`vaebench.data.matrix`). ``preprocessing`` names what was done to the values
+    (``none``, ``study``, ``standard``, or what the source did before vaebench read it).
+
     ``obs`` holds every per-cell annotation the source had (one row per cell, in the order of ``X``);
     ``label_key`` names the column used as ground truth for scoring.
     """
 
     name: str
-    X: np.ndarray
+    X: Matrix
     obs: pd.DataFrame
     label_key: str
     cell_ids: np.ndarray
     gene_names: np.ndarray
     description: str = ""
+    preprocessing: str = "none"
+    provenance: dict = field(default_factory=dict, repr=False, compare=False)
     _hash: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.X.ndim != 2:
             raise VaebenchError(f"Dataset {self.name!r} is not a 2-d cells x genes matrix.")
-        if self.X.dtype != np.float32:
-            object.__setattr__(self, "X", np.ascontiguousarray(self.X, dtype=np.float32))
+        if self.X.dtype != np.float32 or (sp.issparse(self.X) and not isinstance(self.X, sp.csr_matrix)):
+            object.__setattr__(self, "X", as_matrix(self.X, self.name))
         n_cells, n_genes = self.X.shape
         if n_cells < 2:
             raise VaebenchError(f"Dataset {self.name!r} has {n_cells} cell(s); at least two are needed.")
-        if not np.isfinite(self.X).all():
-            bad = int((~np.isfinite(self.X)).sum())
+        bad = count_non_finite(self.X)
+        if bad:
             raise VaebenchError(
                 f"Dataset {self.name!r} has {bad} NaN or infinite value(s) in its expression matrix."
             )
@@ -45,6 +54,13 @@ class Dataset:
             raise VaebenchError(
                 f"Dataset {self.name!r} has {n_cells} cells in its matrix but {len(self.cell_ids)} cell ids "
                 f"and {len(self.obs)} annotation rows."
+            )
+        duplicated = pd.Index(self.cell_ids).duplicated()
+        if duplicated.any():
+            examples = ", ".join(map(str, pd.unique(np.asarray(self.cell_ids)[duplicated])[:3]))
+            raise VaebenchError(
+                f"Dataset {self.name!r} has {int(duplicated.sum())} duplicate cell id(s) (for example {examples}); "
+                "each cell must have its own id."
             )
         if len(self.gene_names) != n_genes:
             raise VaebenchError(
@@ -66,6 +82,10 @@ class Dataset:
             )
 
     @property
+    def is_sparse(self) -> bool:
+        return sp.issparse(self.X)
+
+    @property
     def n_cells(self) -> int:
         return int(self.X.shape[0])
 
@@ -85,16 +105,24 @@ class Dataset:
 
     def with_label_key(self, label_key: str) -> Dataset:
         """The same data scored against another annotation column."""
-        return Dataset(
-            self.name, self.X, self.obs, label_key, self.cell_ids, self.gene_names, self.description
-        )
+        return replace(self, label_key=label_key, _hash=[], provenance=dict(self.provenance))
+
+    def shape_profile(self) -> dict[str, int]:
+        """The dataset's size as MLflow's dataset tracking shows it."""
+        profile = {
+            "num_cells": self.n_cells,
+            "num_genes": self.n_genes,
+            "num_classes": int(self.obs[self.label_key].nunique()),
+        }
+        if self.is_sparse:
+            profile["num_nonzero"] = int(self.X.nnz)
+        return profile
 
     def content_hash(self) -> str:
         """A short SHA-256 of the matrix, cell ids, gene names and labels: equal data, equal hash."""
         if not self._hash:
             digest = hashlib.sha256()
-            digest.update(str(self.X.shape).encode())
-            digest.update(np.ascontiguousarray(self.X).tobytes())
+            matrix_digest(self.X, digest)
             for values in (self.cell_ids, self.gene_names, self.labels):
                 digest.update("\x1f".join(map(str, values)).encode())
             self._hash.append(digest.hexdigest()[:16])

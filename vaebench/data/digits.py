@@ -33,4 +33,5 @@ def load_digits_dataset() -> Dataset:
         cell_ids=np.array([f"image_{i}" for i in range(X.shape[0])]),
         gene_names=np.array([f"pixel_{j}" for j in np.flatnonzero(varying)]),
         description="scikit-learn's handwritten digits: 1,797 images x 61 varying pixels, scaled",
+        preprocessing="each pixel scaled to zero mean and unit variance",
     )

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vaebench.data.anndata_io import dataset_from_anndata, dense_float32, resolve_label_key
+from vaebench.data.anndata_io import dataset_from_anndata, resolve_label_key
 from vaebench.data.dataset import Dataset
+from vaebench.data.matrix import as_matrix
 from vaebench.errors import VaebenchError
 
 TENX_MATRIX = ("matrix.mtx", "matrix.mtx.gz")
@@ -106,7 +107,7 @@ def read_10x(folder: Path, labels_path: Path | None, label_key: str | None) -> D
     obs = pd.DataFrame({key: align_labels(labels, cell_ids, str(folder))})
     return Dataset(
         folder.name,
-        dense_float32(counts, str(folder)),
+        as_matrix(counts, str(folder)),
         obs,
         key,
         cell_ids,

@@ -10,6 +10,7 @@ the cache (:func:`vaebench.data.download.cache_dir`); the preprocessed matrix is
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from vaebench.data.anndata_io import dataset_from_anndata
 from vaebench.data.dataset import Dataset
@@ -24,10 +25,8 @@ LABEL_SOURCE = "louvain"
 DEFAULT_LABEL_KEY = "cell_type"
 
 
-def load_pbmc3k(label_key: str | None = None) -> Dataset:
-    """PBMC3k preprocessed as in the study, labelled with named cell types (``cell_type``)."""
-    import anndata
-
+def _downloads() -> tuple[Path, Path]:
+    """The raw counts and the labelled reference, downloaded once and checked."""
     folder = cache_dir()
     raw_path = fetch(
         os.environ.get("VAEBENCH_PBMC3K_RAW_URL", RAW_URL),
@@ -39,6 +38,15 @@ def load_pbmc3k(label_key: str | None = None) -> Dataset:
         folder / "pbmc3k_processed.h5ad",
         PINNED_SHA256["pbmc3k_processed.h5ad"],
     )
+    return raw_path, labels_path
+
+
+def load_pbmc3k(label_key: str | None = None) -> Dataset:
+    """PBMC3k preprocessed as in the study, labelled with named cell types (``cell_type``)."""
+    import anndata
+
+    folder = cache_dir()
+    raw_path, labels_path = _downloads()
     key = (sha256_of(raw_path)[:12], sha256_of(labels_path)[:12])
     prepared = folder / f"pbmc3k_study_{key[0]}_{key[1]}.h5ad"
     if prepared.exists():
@@ -49,17 +57,43 @@ def load_pbmc3k(label_key: str | None = None) -> Dataset:
         adata.write_h5ad(partial)
         partial.replace(prepared)
     return dataset_from_anndata(
-        adata, "pbmc3k", label_key, DEFAULT_LABEL_KEY, "PBMC3k (10x Genomics), the seed study's preprocessing"
+        adata,
+        "pbmc3k",
+        label_key,
+        DEFAULT_LABEL_KEY,
+        "PBMC3k (10x Genomics), the seed study's preprocessing",
+        preprocessing="study",
     )
 
 
-def _prepare(raw, reference):  # type: ignore[no-untyped-def]
-    adata = study_preprocess(raw)
+def load_pbmc3k_counts(label_key: str | None = None) -> Dataset:
+    """The raw counts of the 2,638 labelled PBMC3k cells (those passing the study's QC), all genes, for a
+    preprocessing other than the study's (``--preprocess standard`` or ``none``)."""
+    import anndata
+
+    raw_path, labels_path = _downloads()
+    raw, reference = anndata.read_h5ad(raw_path), anndata.read_h5ad(labels_path)
+    raw.var_names_make_unique()
+    names = _cell_types(reference)
+    raw = raw[raw.obs_names.isin(names.index)].copy()
+    raw.obs[DEFAULT_LABEL_KEY] = names.loc[raw.obs_names].astype("category").to_numpy()
+    raw.obs[LABEL_SOURCE] = raw.obs[DEFAULT_LABEL_KEY]
+    return dataset_from_anndata(
+        raw, "pbmc3k", label_key, DEFAULT_LABEL_KEY, "PBMC3k (10x Genomics), raw counts of the labelled cells"
+    )
+
+
+def _cell_types(reference):  # type: ignore[no-untyped-def]
     if LABEL_SOURCE not in reference.obs.columns:
         raise VaebenchError(
             f"The PBMC3k label file has no {LABEL_SOURCE!r} column; remove it from the cache and retry."
         )
-    names = reference.obs[LABEL_SOURCE].astype(str)
+    return reference.obs[LABEL_SOURCE].astype(str)
+
+
+def _prepare(raw, reference):  # type: ignore[no-untyped-def]
+    adata = study_preprocess(raw)
+    names = _cell_types(reference)
     missing = [cell for cell in adata.obs_names if cell not in names.index]
     if missing:
         raise VaebenchError(

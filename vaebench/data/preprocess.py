@@ -1,14 +1,32 @@
-"""The seed study's preprocessing of raw counts, in scanpy.
+"""Preprocessing of raw counts, in scanpy (Wolf, Angerer & Theis 2018, Genome Biol. 19), as a named step.
 
-The study ran the Seurat pbmc3k tutorial (Satija lab; Butler et al. 2018, Nat. Biotechnol. 36):
-genes seen in at least 3 cells, cells with 200 < genes < 2,500 and under 5% mitochondrial counts, then
-LogNormalize with scale factor 10,000 and ScaleData on all genes (unit variance, clipped at 10). The same
-steps in scanpy (Wolf, Angerer & Theis 2018, Genome Biol. 19) give PBMC3k's 2,638 cells x 13,714 genes.
+- ``none``: the values as they come.
+- ``study``: the seed study's Seurat steps (Satija lab pbmc3k tutorial; Butler et al. 2018, Nat.
+  Biotechnol. 36): genes seen in at least 3 cells, cells with 200 < genes < 2,500 and under 5 %
+  mitochondrial counts, LogNormalize with scale factor 10,000, ScaleData on all genes (unit variance,
+  clipped at 10). On PBMC3k this gives the study's 2,638 cells x 13,714 genes. The result is dense.
+- ``standard``: scanpy's usual steps (Luecken & Theis 2019, "Current best practices in single-cell
+  RNA-seq analysis", Mol. Syst. Biol. 15): library sizes normalised to 10,000, log1p, the ``n_top_genes``
+  most variable genes (Seurat's dispersion method, Satija et al. 2015), and optionally each gene scaled to
+  unit variance and clipped at 10. Without scaling the matrix stays sparse.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+from vaebench.data.dataset import Dataset
+from vaebench.data.matrix import as_matrix, is_raw_counts
+from vaebench.errors import VaebenchError
+
+PREPROCESSING = ("none", "study", "standard")
+DEFAULT_N_TOP_GENES = 2000
+
+
+def check_mode(mode: str | None) -> None:
+    if mode is not None and mode not in PREPROCESSING:
+        raise VaebenchError(f"Unknown preprocessing {mode!r}; choose one of: {', '.join(PREPROCESSING)}.")
 
 
 def study_preprocess(adata):  # type: ignore[no-untyped-def]
@@ -30,3 +48,80 @@ def study_preprocess(adata):  # type: ignore[no-untyped-def]
     sc.pp.scale(adata, max_value=10)
     adata.X = np.asarray(adata.X, dtype=np.float32)
     return adata
+
+
+def standard_preprocess(  # type: ignore[no-untyped-def]
+    adata, n_top_genes: int = DEFAULT_N_TOP_GENES, scale: bool = False, copy: bool = True
+):
+    """Normalise total, log1p, keep the most variable genes, optionally scale; returns the result (a new
+    AnnData, or with ``copy=False`` the given one's matrix normalised in place to save a copy of it)."""
+    import scanpy as sc
+
+    if copy:
+        adata = adata.copy()
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    if adata.n_vars > n_top_genes:
+        sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat", subset=True)
+    if scale:
+        if hasattr(adata.X, "toarray"):
+            adata.X = adata.X.toarray()
+        sc.pp.scale(adata, max_value=10)
+    adata.X = as_matrix(adata.X, "the preprocessed matrix")
+    return adata
+
+
+def to_anndata(dataset: Dataset):  # type: ignore[no-untyped-def]
+    import anndata
+
+    obs = dataset.obs.copy()
+    obs.index = pd.Index(dataset.cell_ids.astype(str))
+    return anndata.AnnData(X=dataset.X, obs=obs, var=pd.DataFrame(index=dataset.gene_names.astype(str)))
+
+
+def from_anndata(adata, like: Dataset, preprocessing: str) -> Dataset:  # type: ignore[no-untyped-def]
+    """A :class:`Dataset` with ``like``'s name and labels from a (preprocessed) AnnData."""
+    return Dataset(
+        name=like.name,
+        X=as_matrix(adata.X, like.name),
+        obs=adata.obs[list(like.obs.columns)].reset_index(drop=True),
+        label_key=like.label_key,
+        cell_ids=np.asarray(adata.obs_names.astype(str)),
+        gene_names=np.asarray(adata.var_names.astype(str)),
+        description=like.description,
+        preprocessing=preprocessing,
+    )
+
+
+def preprocess(
+    dataset: Dataset,
+    mode: str,
+    n_top_genes: int = DEFAULT_N_TOP_GENES,
+    scale: bool = False,
+    consume: bool = False,
+) -> Dataset:
+    """``dataset`` prepared by ``mode``; ``study`` and ``standard`` need raw counts and refuse anything else.
+
+    ``consume=True`` lets ``standard`` normalise the dataset's own matrix in place (no copy of a large
+    count matrix); the given dataset must not be used afterwards."""
+    check_mode(mode)
+    if mode == "none":
+        return dataset
+    if not is_raw_counts(dataset.X):
+        raise VaebenchError(
+            f"--preprocess {mode} needs raw counts, but {dataset.name!r} holds values that are not "
+            f"non-negative integers (it was already prepared: {dataset.preprocessing}); use --preprocess none."
+        )
+    adata = to_anndata(dataset)
+    if mode == "study":
+        prepared = study_preprocess(adata)
+    else:
+        prepared = standard_preprocess(adata, n_top_genes, scale, copy=not consume)
+    return from_anndata(prepared, dataset, describe(mode, n_top_genes, scale))
+
+
+def describe(mode: str, n_top_genes: int = DEFAULT_N_TOP_GENES, scale: bool = False) -> str:
+    """The preprocessing as one logged word: ``standard`` gains its settings."""
+    if mode != "standard":
+        return mode
+    return f"standard(n_top_genes={n_top_genes}, scale={scale})"

@@ -9,11 +9,9 @@ from pathlib import Path
 from vaebench.data.anndata_io import dataset_from_anndata
 from vaebench.data.dataset import Dataset
 from vaebench.data.digits import load_digits_dataset
-from vaebench.data.files import read_path
 from vaebench.data.pbmc3k import DEFAULT_LABEL_KEY as PBMC3K_LABEL_KEY
-from vaebench.data.pbmc3k import load_pbmc3k
-from vaebench.data.synthetic import make_synthetic
-from vaebench.errors import VaebenchError
+from vaebench.data.pbmc3k import load_pbmc3k, load_pbmc3k_counts
+from vaebench.data.synthetic import make_synthetic, make_synthetic_counts
 from vaebench.registry import Registry
 
 DEFAULT_DATASET = "pbmc68k"
@@ -26,9 +24,15 @@ class DatasetSpec:
     name: str
     description: str
     default_label_key: str
-    load: Callable[[str | None], Dataset]
+    load: Callable[..., Dataset]
     offline: bool = True
     tune_label_key: str | None = None
+    sized: bool = False
+    """``load`` takes ``n_cells`` and ``n_genes`` (a generated dataset: ``--cells``, ``--genes``)."""
+    native_preprocess: str = "none"
+    """The preprocessing ``load`` itself applies (``study`` for pbmc3k); ``none``: the values as shipped."""
+    load_counts: Callable[[str | None], Dataset] | None = None
+    """The raw counts of a dataset whose ``load`` prepares them, for another ``--preprocess``."""
 
 
 def _pbmc68k(label_key: str | None) -> Dataset:
@@ -40,11 +44,17 @@ def _pbmc68k(label_key: str | None) -> Dataset:
         label_key,
         "bulk_labels",
         "scanpy's pbmc68k_reduced: 700 PBMCs x 765 genes, scaled; bulk_labels from sorted populations",
+        preprocessing="as shipped by scanpy (log-normalised, scaled)",
     )
 
 
-def _synthetic(label_key: str | None) -> Dataset:
-    dataset = make_synthetic()
+def _synthetic(label_key: str | None, **size: int) -> Dataset:
+    dataset = make_synthetic(**size)
+    return dataset if label_key is None else dataset.with_label_key(label_key)
+
+
+def _synthetic_counts(label_key: str | None, **size: int) -> Dataset:
+    dataset = make_synthetic_counts(**size)
     return dataset if label_key is None else dataset.with_label_key(label_key)
 
 
@@ -68,10 +78,28 @@ register(
         PBMC3K_LABEL_KEY,
         load_pbmc3k,
         offline=False,
+        native_preprocess="study",
+        load_counts=load_pbmc3k_counts,
     )
 )
 register(
-    DatasetSpec("synthetic", "300 cells x 60 genes in 4 Gaussian clusters, for tests", "cluster", _synthetic)
+    DatasetSpec(
+        "synthetic",
+        "300 cells x 60 genes in 4 Gaussian clusters, for tests (--cells, --genes resize it)",
+        "cluster",
+        _synthetic,
+        sized=True,
+    )
+)
+register(
+    DatasetSpec(
+        "synthetic_counts",
+        "negative-binomial counts of 12 cell types with marker genes, 10,000 cells x 2,000 genes "
+        "(--cells, --genes resize it); raw counts, so 'standard' preprocessing by default",
+        "cell_type",
+        _synthetic_counts,
+        sized=True,
+    )
 )
 register(
     DatasetSpec(
@@ -96,14 +124,16 @@ def load_dataset(
     path: str | Path | None = None,
     label_key: str | None = None,
     labels_path: str | Path | None = None,
+    preprocess: str | None = None,
 ) -> Dataset:
-    """A registered dataset by ``name`` (default ``pbmc68k``) or the user's data at ``path``."""
-    if path is not None:
-        if name is not None:
-            raise VaebenchError("Give either a dataset name or a path, not both.")
-        return read_path(path, label_key, labels_path)
-    if labels_path is not None:
-        raise VaebenchError(
-            "--labels goes with --data (a 10x folder or a CSV matrix), not with a named dataset."
-        )
-    return get_dataset_spec(name or DEFAULT_DATASET).load(label_key)
+    """A registered dataset by ``name`` (default ``pbmc68k``) or the user's data at ``path``
+    (a shortcut for :meth:`vaebench.data.source.DataSource.load`)."""
+    from vaebench.data.source import DataSource
+
+    return DataSource(
+        dataset=name,
+        path=str(path) if path is not None else None,
+        labels_path=str(labels_path) if labels_path is not None else None,
+        label_key=label_key,
+        preprocess=preprocess,
+    ).load()

@@ -7,7 +7,11 @@ Added: the same four from k-means on the latent itself (``latent_kmeans.*``), wh
 t-SNE's randomness, and the silhouette of the labels in the latent (``latent.silhouette``).
 A latent of exactly 2 dimensions is its own map: t-SNE is skipped, as the study did for 2-d codes.
 Beyond the study, by default: scIB's label scores and the structure kept from the input
-(:mod:`vaebench.evaluate.beyond`).
+(:mod:`vaebench.evaluate.beyond`), each on a seeded sample of at most a few thousand cells.
+
+At scale (:mod:`vaebench.evaluate.subsample`): above ``tsne_cells`` cells the map and the k-means on it
+use a stratified seeded sample of that size, the 3-d map at most ``TSNE3D_CELLS`` cells, the silhouette a
+sample; up to it every step sees every cell, as the study's protocol does.
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ from vaebench.errors import VaebenchError
 from vaebench.evaluate.beyond import beyond_study_scores
 from vaebench.evaluate.embed import tsne
 from vaebench.evaluate.metrics import get_metric
+from vaebench.evaluate.subsample import (
+    DEFAULT_TSNE_CELLS,
+    SILHOUETTE_CELLS,
+    TSNE3D_CELLS,
+    stratified_sample,
+    take,
+)
 
 STUDY_METRICS = ("nmi", "ari", "hom", "com", "silhouette")
 BEYOND_STUDY_METRICS = (
@@ -45,11 +56,16 @@ class ProtocolSettings:
     tsne_3d: bool = True
     seed: int = 0
     metrics: tuple[str, ...] = DEFAULT_METRICS
+    tsne_cells: int = DEFAULT_TSNE_CELLS
 
 
 @dataclass
 class Evaluation:
-    """Scores of one embedding and what the figures need."""
+    """Scores of one embedding and what the figures need.
+
+    ``map_cells`` are the cells the 2-d map (and the k-means on it) was drawn on, ``tsne3d_cells`` those
+    of the 3-d map; None means every cell.
+    """
 
     metrics: dict[str, float]
     tsne2d: np.ndarray
@@ -57,6 +73,17 @@ class Evaluation:
     kmeans_labels: np.ndarray
     kmeans_centroids: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
+    map_cells: np.ndarray | None = None
+    tsne3d_cells: np.ndarray | None = None
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """How many cells the map and the 3-d map were drawn on, for logging."""
+        n = len(self.kmeans_labels)
+        sizes = {"eval.map_cells": n}
+        if self.tsne3d is not None:
+            sizes["eval.tsne3d_cells"] = len(self.tsne3d)
+        return sizes
 
 
 @dataclass(frozen=True)
@@ -141,24 +168,33 @@ def evaluate_embedding(
         seconds[key] = time.perf_counter() - start
         return value
 
+    map_cells = stratified_sample(labels, settings.tsne_cells, settings.seed)
+    map_latent, map_labels = take(latent, map_cells), take(labels, map_cells)
+    tsne3d_cells = None
     if latent.shape[1] == 2:
-        map2d, map3d = latent, None
+        map2d, map3d = map_latent, None
     else:
-        map2d = timed("tsne2d", tsne, latent, 2, settings.perplexity, settings.seed)
-        map3d = (
-            timed("tsne3d", tsne, latent, 3, settings.perplexity, settings.seed) if settings.tsne_3d else None
-        )
+        map2d = timed("tsne2d", tsne, map_latent, 2, settings.perplexity, settings.seed)
+        map3d = None
+        if settings.tsne_3d:
+            tsne3d_cells = stratified_sample(labels, TSNE3D_CELLS, settings.seed)
+            map3d = timed("tsne3d", tsne, take(latent, tsne3d_cells), 3, settings.perplexity, settings.seed)
     tsne_scores, on_map = timed(
-        "kmeans_tsne", kmeans_scores, map2d, labels, settings.n_init, settings.seed, settings.metrics
+        "kmeans_tsne", kmeans_scores, map2d, map_labels, settings.n_init, settings.seed, settings.metrics
     )
     latent_scores, _ = timed(
         "kmeans_latent", kmeans_scores, latent, labels, settings.n_init, settings.seed, settings.metrics
     )
     metrics = {f"tsne_kmeans.{k}": v for k, v in tsne_scores.items()}
     metrics.update({f"latent_kmeans.{k}": v for k, v in latent_scores.items()})
+    sampled = stratified_sample(labels, SILHOUETTE_CELLS, settings.seed + 1)
     for name in settings.metrics:
         metric = get_metric(name)
         if metric.kind == "embedding":
-            metrics[f"latent.{name}"] = timed(f"latent_{name}", metric.fn, latent, labels)
+            metrics[f"latent.{name}"] = timed(
+                f"latent_{name}", metric.fn, take(latent, sampled), take(labels, sampled)
+            )
     metrics.update(beyond_study_scores(settings.metrics, latent, labels, inputs, settings.seed, seconds))
-    return Evaluation(metrics, map2d, map3d, on_map.labels, on_map.centroids, seconds)
+    return Evaluation(
+        metrics, map2d, map3d, on_map.labels, on_map.centroids, seconds, map_cells, tsne3d_cells
+    )

@@ -34,5 +34,6 @@ class RandomEmbedding:
 
 
 def pca_true_features(n_cells: int, n_genes: int, seed: int) -> PCAModel:
-    """PCA to 50 components (fewer when the data have fewer genes or cells), whatever the latent size."""
-    return PCAModel(min(TRUE_FEATURES_COMPONENTS, n_genes, n_cells - 1), seed)
+    """PCA to 50 components (fewer when the data have fewer genes or cells: the sparse solver, ARPACK,
+    needs fewer components than either), whatever the latent size."""
+    return PCAModel(min(TRUE_FEATURES_COMPONENTS, n_genes - 1, n_cells - 1), seed)

@@ -177,14 +177,10 @@ def _check_data(study: optuna.Study, dataset: Dataset) -> None:
 
 
 def _load(settings: TuneSettings) -> Dataset:
-    from vaebench.data import load_dataset
+    """The tuning data, read and prepared by the same rule as a run's (``--set preprocess=...`` included)."""
+    from vaebench.tune.settings import base_config
 
-    return load_dataset(
-        settings.dataset,
-        path=settings.data_path,
-        label_key=settings.tune_label_key,
-        labels_path=settings.labels_path,
-    )
+    return base_config(settings).data_source().load()
 
 
 def _state_counts(study: optuna.Study) -> dict[str, int]:

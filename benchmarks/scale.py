@@ -1,0 +1,163 @@
+"""How one whole run grows with the cells: raw counts in, beta_vae for 20 epochs, the full protocol, MLflow.
+
+For each size (default 10,000, 30,000 and 100,000 cells x 20,000 genes) a raw-count ``.h5ad`` is made
+once with vaebench's count generator (``synthetic_counts``: negative-binomial counts of 12 cell types,
+about 6 % non-zeros) and kept in ``--data-dir``. Then, each in its own fresh process and with an empty
+preprocessing cache, exactly what a user types:
+
+    vaebench run --model beta_vae --epochs 20 --data counts.h5ad --label-key cell_type --preprocess standard
+
+The wall seconds and the peak resident memory of that process (``wait4``) are measured from outside; the
+stages (read, preprocess, train, each evaluation step, logging) are read back from the run's MLflow
+metrics. The last line printed is one JSON object: ``{"cells": [...], "seconds": [...], "peak_rss_mb":
+[...], "exponent": x, ...}``, the exponent being the least-squares slope of log seconds on log cells.
+
+    python benchmarks/scale.py [--sizes 10000,30000,100000] [--genes 20000] [--epochs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+STAGES = (
+    ("read", "data.seconds.read"),
+    ("preprocess", "data.seconds.preprocess"),
+    ("train", "train.seconds"),
+    ("tsne2d", "eval.seconds.tsne2d"),
+    ("tsne3d", "eval.seconds.tsne3d"),
+    ("kmeans_tsne", "eval.seconds.kmeans_tsne"),
+    ("kmeans_latent", "eval.seconds.kmeans_latent"),
+    ("silhouette", "eval.seconds.latent_silhouette"),
+    ("logging", "log.seconds"),
+)
+
+
+def cpu_name() -> str:
+    from vaebench.hardware import cpu_name as name
+
+    return name()
+
+
+def make_counts(path: Path, cells: int, genes: int, seed: int) -> None:
+    """Write the generator's raw counts as an .h5ad, in a child process so this one stays small."""
+    code = (
+        "import sys, anndata, pandas as pd\n"
+        "from vaebench.data.synthetic import make_synthetic_counts\n"
+        f"d = make_synthetic_counts({cells}, {genes}, seed={seed})\n"
+        "obs = d.obs.set_index(pd.Index(d.cell_ids))\n"
+        "a = anndata.AnnData(X=d.X, obs=obs, var=pd.DataFrame(index=d.gene_names))\n"
+        f"a.write_h5ad({str(path)!r} + '.part')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    Path(f"{path}.part").replace(path)
+
+
+def timed_run(args: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
+    """Wall seconds, peak RSS (MB) and exit code of one command, measured from outside with wait4."""
+    start = time.perf_counter()
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = process.stdout.read() if process.stdout else ""
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    return seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), output
+
+
+def run_metrics(tracking_uri: str, experiment: str) -> dict[str, float]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    run = client.search_runs([exp.experiment_id], order_by=["start_time DESC"], max_results=1)[0]
+    return dict(run.data.metrics)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="10000,30000,100000", help="Cell counts, comma-separated.")
+    parser.add_argument("--genes", type=int, default=20_000)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--model", default="beta_vae")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "vaebench-scale",
+        help="Where the counts are kept.",
+    )
+    parser.add_argument("--extra", default="", help="More `vaebench run` options, space-separated.")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores), Python {platform.python_version()}", flush=True)
+
+    rows = []
+    for cells in sizes:
+        path = args.data_dir / f"counts_{cells}x{args.genes}_seed{args.seed}.h5ad"
+        if not path.exists():
+            start = time.perf_counter()
+            make_counts(path, cells, args.genes, args.seed)
+            print(f"made {path.name} in {time.perf_counter() - start:.0f} s", flush=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            uri = f"sqlite:///{scratch}/mlflow.db"
+            env = {**os.environ, "VAEBENCH_DATA_DIR": f"{scratch}/cache", "MLFLOW_TRACKING_URI": uri}
+            command = [
+                sys.executable,
+                "-m",
+                "vaebench",
+                "run",
+                "--model",
+                args.model,
+                "--epochs",
+                str(args.epochs),
+            ]
+            command += ["--data", str(path), "--label-key", "cell_type", "--preprocess", "standard"]
+            command += ["--experiment", "scale", *args.extra.split()]
+            seconds, rss, code, output = timed_run(command, env)
+            if code != 0:
+                print(output)
+                raise SystemExit(f"the run at {cells} cells failed with exit code {code}")
+            metrics = run_metrics(uri, "scale")
+        stages = {name: round(metrics.get(key, 0.0), 1) for name, key in STAGES}
+        stages["other"] = round(
+            seconds - sum(stages.values()), 1
+        )  # start-up, imports, hashing, MLflow set-up
+        row = {"cells": cells, "seconds": round(seconds, 1), "peak_rss_mb": round(rss), "stages": stages}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    cells = np.array([r["cells"] for r in rows], dtype=float)
+    seconds = np.array([r["seconds"] for r in rows], dtype=float)
+    exponent = float(np.polyfit(np.log(cells), np.log(seconds), 1)[0]) if len(rows) > 1 else float("nan")
+    print(f"{'stage':<14}" + "".join(f"{int(c):>10,}" for c in cells))
+    for name in [*(n for n, _ in STAGES), "other"]:
+        print(f"{name:<14}" + "".join(f"{r['stages'][name]:>10.1f}" for r in rows))
+    print(f"{'total s':<14}" + "".join(f"{r['seconds']:>10.1f}" for r in rows))
+    print(f"{'peak RSS MB':<14}" + "".join(f"{r['peak_rss_mb']:>10}" for r in rows))
+    summary = {
+        "cells": [r["cells"] for r in rows],
+        "seconds": [r["seconds"] for r in rows],
+        "peak_rss_mb": [r["peak_rss_mb"] for r in rows],
+        "exponent": round(exponent, 3),
+        "genes": args.genes,
+        "epochs": args.epochs,
+        "model": args.model,
+        "cpu": cpu_name(),
+        "stages": [r["stages"] for r in rows],
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

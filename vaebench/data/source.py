@@ -1,0 +1,262 @@
+"""Where a run's data come from and how they are prepared: one value, one rule, one ``load()``.
+
+A :class:`DataSource` names a registered dataset or a user's path (resolved to an absolute path, so the
+same file is the same source from any folder), the labels, and the preprocessing. Its ``load()`` is the
+only way vaebench turns that into a :class:`Dataset`:
+
+1. read the source (a sparse file stays sparse);
+2. choose the preprocessing: the one asked for; else the dataset's own (``study`` for pbmc3k); else, when
+   the matrix holds raw counts (non-negative integers), ``standard``, said in one sentence on stderr, since
+   a network trained on raw counts is dominated by library size and a few highly expressed genes (a user
+   who wants raw counts says ``--preprocess none``); else the values as they are;
+3. prepare it once: the prepared matrix is cached on disk (``$VAEBENCH_DATA_DIR/prepared/``) under the
+   input's content hash and the preprocessing settings, and in the process, so the runs of a suite (and
+   its worker processes) prepare it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from vaebench.data.dataset import Dataset
+from vaebench.data.download import cache_dir, sha256_of
+from vaebench.data.matrix import is_raw_counts
+from vaebench.data.preprocess import DEFAULT_N_TOP_GENES, check_mode, preprocess
+from vaebench.errors import VaebenchError
+
+log = logging.getLogger("vaebench")
+CACHE_FORMAT = 1  # bump when the preprocessing code changes what it produces
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A registered dataset (``dataset``) or a user's file or folder (``path``), and how to prepare it."""
+
+    dataset: str | None = None
+    path: str | None = None
+    labels_path: str | None = None
+    label_key: str | None = None
+    preprocess: str | None = None
+    n_top_genes: int = DEFAULT_N_TOP_GENES
+    scale: bool = False
+    cells: int | None = None
+    genes: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("path", "labels_path"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, str(Path(value).expanduser().resolve()))
+        if self.path is not None and self.dataset is not None:
+            raise VaebenchError("Give either a dataset name or a path, not both.")
+        if self.path is None and self.labels_path is not None:
+            raise VaebenchError(
+                "--labels goes with --data (a 10x folder or a CSV matrix), not with a named dataset."
+            )
+        check_mode(self.preprocess)
+        if self.n_top_genes < 1:
+            raise VaebenchError(f"--n-top-genes must be at least 1, got {self.n_top_genes}.")
+        for name in ("cells", "genes"):
+            value = getattr(self, name)
+            if value is not None and value < 2:
+                raise VaebenchError(f"--{name} must be at least 2, got {value}.")
+
+    @property
+    def name(self) -> str:
+        from vaebench.data.registry import DEFAULT_DATASET
+
+        return Path(self.path).name if self.path else (self.dataset or DEFAULT_DATASET)
+
+    def load(self) -> Dataset:
+        """The prepared dataset (read, preprocessed and cached on disk as the module docstring says)."""
+        loaded = _read_and_prepare(self)
+        loaded.dataset.provenance.update(loaded.info)
+        return loaded.dataset
+
+    def load_once(self) -> Dataset:
+        """:meth:`load`, kept in this process for the next call (the runs of a suite in one worker)."""
+        return _load_once(self, str(cache_dir()))
+
+    def with_label_key(self, label_key: str | None) -> DataSource:
+        return replace(self, label_key=label_key)
+
+
+@dataclass
+class _Loaded:
+    dataset: Dataset
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=2)
+def _load_once(source: DataSource, folder: str) -> Dataset:
+    return source.load()
+
+
+def _read_and_prepare(source: DataSource) -> _Loaded:
+    from vaebench.data.files import read_path
+    from vaebench.data.registry import get_dataset_spec
+
+    start = time.perf_counter()
+    if source.path is not None:
+        if source.cells is not None or source.genes is not None:
+            raise VaebenchError("--cells and --genes size a generated dataset, not a file given with --data.")
+        key = _file_key(source)
+        if source.preprocess in (None, "none"):
+            return _as_is_or_standard(
+                source, key, lambda: read_path(source.path, source.label_key, source.labels_path)
+            )
+        cached = _read_cache(source, key, source.preprocess)
+        if cached is not None:
+            return cached
+        raw = read_path(source.path, source.label_key, source.labels_path)
+        return _prepare(source, raw, source.preprocess, key, time.perf_counter() - start)
+
+    spec = get_dataset_spec(source.name)
+    if (source.cells is not None or source.genes is not None) and not spec.sized:
+        sized = ", ".join(_sized_datasets())
+        raise VaebenchError(f"--cells and --genes size a generated dataset ({sized}), not {spec.name!r}.")
+    native = spec.native_preprocess
+    if native != "none" and source.preprocess in (None, native):
+        dataset = spec.load(source.label_key)
+        return _Loaded(dataset, {"seconds.read": time.perf_counter() - start, "cache": "dataset's own"})
+    key = _registered_key(source)
+    if native == "none" and source.preprocess in (None, "none"):
+        return _as_is_or_standard(source, key, lambda: spec.load(source.label_key, **_size(source)))
+    if native != "none" and spec.load_counts is None:
+        raise VaebenchError(f"Dataset {spec.name!r} has no raw counts to preprocess differently.")
+    mode = source.preprocess or "none"
+    cached = None if mode == "none" else _read_cache(source, key, mode)
+    if cached is not None:
+        return cached
+    # A dataset that ships prepared (pbmc3k) starts another preprocessing from its raw counts.
+    raw = (
+        spec.load_counts(source.label_key)
+        if native != "none"
+        else spec.load(source.label_key, **_size(source))
+    )
+    if mode == "none":
+        return _Loaded(raw, {"seconds.read": time.perf_counter() - start, "cache": "none"})
+    return _prepare(source, raw, mode, key, time.perf_counter() - start)
+
+
+def _size(source: DataSource) -> dict[str, int]:
+    return {k: v for k, v in (("n_cells", source.cells), ("n_genes", source.genes)) if v is not None}
+
+
+def _sized_datasets() -> list[str]:
+    from vaebench.data.registry import DATASETS
+
+    return [spec.name for spec in DATASETS.values() if spec.sized]
+
+
+def _say_raw_counts(name: str, source: DataSource) -> None:
+    log.warning(
+        "%s holds raw counts and no --preprocess was given: applying 'standard' (normalise total, log1p, "
+        "%d most variable genes); pass --preprocess none to train on the counts as they are.",
+        name,
+        source.n_top_genes,
+    )
+
+
+def _as_is_or_standard(source: DataSource, key: str, read: Callable[[], Dataset]) -> _Loaded:
+    """Step 2 of the rule for a source without an explicit preprocessing (or ``none``): raw counts
+    without a word from the user get ``standard``, said in one sentence. A prepared copy in the cache
+    means the input was raw counts, so it is used without reading the input again."""
+    start = time.perf_counter()
+    if source.preprocess is None:
+        cached = _read_cache(source, key, "standard")
+        if cached is not None:
+            _say_raw_counts(source.name, source)
+            return cached
+    raw = read()
+    read_seconds = time.perf_counter() - start
+    if source.preprocess is None and is_raw_counts(raw.X):
+        _say_raw_counts(raw.name, source)
+        return _prepare(source, raw, "standard", key, read_seconds)
+    return _Loaded(raw, {"seconds.read": read_seconds, "cache": "none"})
+
+
+def _settings(source: DataSource, mode: str) -> dict[str, Any]:
+    settings: dict[str, Any] = {"mode": mode, "format": CACHE_FORMAT}
+    if mode == "standard":
+        settings.update(n_top_genes=source.n_top_genes, scale=source.scale)
+    return settings
+
+
+def _cache_path(source: DataSource, key: str, mode: str) -> Path:
+    settings = json.dumps(_settings(source, mode), sort_keys=True)
+    digest = hashlib.sha256(f"{key}|{settings}".encode()).hexdigest()[:16]
+    return cache_dir() / "prepared" / f"{source.name.split('.')[0]}-{mode}-{digest}.h5ad"
+
+
+def _file_key(source: DataSource) -> str:
+    """The input's content hash: SHA-256 of its bytes (every file of a 10x folder) and of the labels file."""
+    path = Path(source.path or "")
+    if not path.exists():
+        raise VaebenchError(f"No such file or folder: {path}.")
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    if source.labels_path is not None and Path(source.labels_path).exists():
+        files.append(Path(source.labels_path))
+    return ",".join(sha256_of(p)[:16] for p in files) + f"|{source.label_key}"
+
+
+def _registered_key(source: DataSource) -> str:
+    return f"{source.name}|{source.cells}|{source.genes}|{source.label_key}"
+
+
+def _read_cache(source: DataSource, key: str, mode: str) -> _Loaded | None:
+    import anndata
+
+    from vaebench.data.anndata_io import dataset_from_anndata
+
+    path = _cache_path(source, key, mode)
+    if not path.exists():
+        return None
+    start = time.perf_counter()
+    adata = anndata.read_h5ad(path)
+    dataset = dataset_from_anndata(
+        adata,
+        str(adata.uns.get("vaebench_name", source.name)),
+        source.label_key,
+        str(adata.uns.get("vaebench_label_key", "")) or None,
+        description=str(adata.uns.get("vaebench_description", "")),
+        preprocessing=str(adata.uns.get("vaebench_preprocessing", mode)),
+    )
+    return _Loaded(
+        dataset, {"seconds.read": time.perf_counter() - start, "cache": "hit", "cache_file": str(path)}
+    )
+
+
+def _prepare(source: DataSource, raw: Dataset, mode: str, key: str, read_seconds: float) -> _Loaded:
+    from vaebench.data.preprocess import to_anndata
+
+    start = time.perf_counter()
+    prepared = preprocess(raw, mode, source.n_top_genes, source.scale, consume=True)
+    seconds = time.perf_counter() - start
+    path = _cache_path(source, key, mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    adata = to_anndata(prepared)
+    adata.uns.update(
+        vaebench_name=prepared.name,
+        vaebench_label_key=prepared.label_key,
+        vaebench_description=prepared.description,
+        vaebench_preprocessing=prepared.preprocessing,
+    )
+    partial = path.with_name(f"{path.name}.{time.time_ns()}.part")
+    adata.write_h5ad(partial)
+    partial.replace(path)  # atomic: parallel workers preparing the same data leave one whole file
+    info = {
+        "seconds.read": read_seconds,
+        "seconds.preprocess": seconds,
+        "cache": "miss",
+        "cache_file": str(path),
+    }
+    return _Loaded(prepared, info)
