@@ -54,11 +54,15 @@ def test_cost_is_scaled_from_the_dearest_to_the_cheapest_entry() -> None:
     assert cost["random"] > cost["pca"] > cost["pca50"] > cost["ae"] > cost["beta_vae"]
 
 
-def test_without_controls_nothing_is_scaled() -> None:
+def test_without_controls_nothing_is_scaled(tmp_path: Path) -> None:
     frame = runs()
-    alone = add_scaled_scores(frame[~frame["entry"].isin(["random", "pca50"])])
+    without = frame[~frame["entry"].isin(["random", "pca50"])]
+    alone = add_scaled_scores(without)
     assert alone[scaled_name("leiden.nmi")].isna().all()
     assert alone[aggregate_name("total")].isna().all()
+    write_report(without, tmp_path)
+    assert (tmp_path / "summary.md").exists()
+    assert not (tmp_path / "results_table.png").exists() and not (tmp_path / "scaled.md").exists()
 
 
 def test_holm_adjustment_matches_the_step_down_by_hand() -> None:

@@ -318,14 +318,16 @@ def write_report(
     save_text("summary.csv", summary.to_csv(index=False))
     header = f"# vaebench report\n\n{subtitle}. Cells: mean ± sd [95% t-interval] over seeds.\n\n"
     save_text("summary.md", header + summary_markdown(summary))
-    save_text("scaled.md", _scaled_markdown(summary, frame, subtitle))
+    scaled = summary[f"{aggregate_name(TOTAL)} mean"].notna().any()  # the controls are in the report
+    if scaled:
+        save_text("scaled.md", _scaled_markdown(summary, subtitle))
     if not paired.empty:
         save_text("paired_vs_pca.csv", paired.to_csv(index=False))
         save_text("paired_vs_pca.md", _paired_markdown(paired))
     runs_table = frame.drop(columns=[c for c in ("dataset", "label_key") if c in frame])
     save_text("runs.csv", runs_table.to_csv(index=False))
     save_figure("heatmap.png", heatmap_figure(summary, subtitle))
-    if summary[f"{aggregate_name(TOTAL)} mean"].notna().any():
+    if scaled:
         save_figure("results_table.png", results_table_figure(summary, subtitle))
     for metric in (*SCORES, "latent.silhouette"):
         if summary[f"{metric} mean"].notna().any():
@@ -359,7 +361,7 @@ def _paired_markdown(paired: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _scaled_markdown(summary: pd.DataFrame, frame: pd.DataFrame, subtitle: str) -> str:
+def _scaled_markdown(summary: pd.DataFrame, subtitle: str) -> str:
     """The aggregates per entry (mean ± sd [95% t-interval] over seeds) and the controls' raw means."""
     aggregates = [aggregate_name(g) for g in (*GROUPS, TOTAL)]
     lines = [
