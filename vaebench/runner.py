@@ -124,6 +124,7 @@ def protocol_for(config: RunConfig) -> ProtocolSettings:
         tsne_3d=config.tsne_3d,
         seed=config.seed,
         tsne_cells=config.tsne_cells,
+        n_jobs=torch.get_num_threads(),
     )
     return replace(settings, metrics=config.metrics) if config.metrics else settings
 

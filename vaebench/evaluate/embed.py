@@ -37,7 +37,7 @@ def tsne(
     if x.ndim != 2 or x.shape[0] < 4:
         raise VaebenchError(f"t-SNE needs at least 4 cells in a 2-d array, got shape {x.shape}.")
     if n_components == 2 and x.shape[0] > FFT_FROM_CELLS:
-        return fft_tsne(x, perplexity, seed, n_jobs)
+        return fft_tsne(x, perplexity, seed)
     model = TSNE(
         n_components=n_components,
         perplexity=effective_perplexity(x.shape[0], perplexity),
@@ -50,8 +50,13 @@ def tsne(
     return model.fit_transform(x).astype(np.float64)
 
 
-def fft_tsne(x: np.ndarray, perplexity: float = 40.0, seed: int = 0, n_jobs: int = 1) -> np.ndarray:
-    """openTSNE's 2-d t-SNE with FFT-accelerated gradients (PCA initialisation, as scikit-learn's above)."""
+def fft_tsne(x: np.ndarray, perplexity: float = 40.0, seed: int = 0) -> np.ndarray:
+    """openTSNE's 2-d t-SNE with FFT-accelerated gradients (PCA initialisation, as scikit-learn's above).
+
+    One thread, always: openTSNE's map depends on its thread count (its approximate neighbour search and
+    gradient are split between threads), and a seed must give the same map on a laptop and on a server.
+    (scikit-learn's maps are identical at any ``n_jobs``, which only parallelises its exact neighbours.)
+    """
     from openTSNE import TSNE as OpenTSNE
 
     model = OpenTSNE(
@@ -60,7 +65,7 @@ def fft_tsne(x: np.ndarray, perplexity: float = 40.0, seed: int = 0, n_jobs: int
         initialization="pca",
         negative_gradient_method="fft",
         random_state=seed,
-        n_jobs=n_jobs,
+        n_jobs=1,
         verbose=False,
     )
     return np.asarray(model.fit(x.astype(np.float64)), dtype=np.float64)

@@ -57,6 +57,8 @@ class ProtocolSettings:
     seed: int = 0
     metrics: tuple[str, ...] = DEFAULT_METRICS
     tsne_cells: int = DEFAULT_TSNE_CELLS
+    n_jobs: int = 1
+    """Threads of scikit-learn's t-SNE neighbour search (its maps do not depend on it)."""
 
 
 @dataclass
@@ -174,11 +176,19 @@ def evaluate_embedding(
     if latent.shape[1] == 2:
         map2d, map3d = map_latent, None
     else:
-        map2d = timed("tsne2d", tsne, map_latent, 2, settings.perplexity, settings.seed)
+        map2d = timed("tsne2d", tsne, map_latent, 2, settings.perplexity, settings.seed, settings.n_jobs)
         map3d = None
         if settings.tsne_3d:
             tsne3d_cells = stratified_sample(labels, TSNE3D_CELLS, settings.seed)
-            map3d = timed("tsne3d", tsne, take(latent, tsne3d_cells), 3, settings.perplexity, settings.seed)
+            map3d = timed(
+                "tsne3d",
+                tsne,
+                take(latent, tsne3d_cells),
+                3,
+                settings.perplexity,
+                settings.seed,
+                settings.n_jobs,
+            )
     tsne_scores, on_map = timed(
         "kmeans_tsne", kmeans_scores, map2d, map_labels, settings.n_init, settings.seed, settings.metrics
     )
