@@ -26,6 +26,15 @@ STUDY_METRICS = {
     "train.seconds",
     "train.cpu_seconds",
 }
+BEYOND_STUDY_METRICS = {
+    "leiden.nmi",
+    "leiden.ari",
+    "latent.asw_label",
+    "latent.clisi",
+    "latent.isolated_label",
+    "structure.trustworthiness",
+    "structure.knn_preservation",
+}
 
 
 def test_list_names_models_metrics_and_datasets(tmp_path: Path) -> None:
@@ -36,7 +45,11 @@ def test_list_names_models_metrics_and_datasets(tmp_path: Path) -> None:
         "beta_vae",
         "beta_vsc",
         "pca",
+        "random",
+        "pca50",
         "nmi",
+        "leiden",
+        "knn_preservation",
         "ari",
         "silhouette",
         "pbmc68k",
@@ -46,7 +59,7 @@ def test_list_names_models_metrics_and_datasets(tmp_path: Path) -> None:
         assert name in result.stdout
 
 
-@pytest.mark.parametrize("model", ["ae", "beta_vae", "beta_vsc", "pca"])
+@pytest.mark.parametrize("model", ["ae", "beta_vae", "beta_vsc", "pca", "random"])
 def test_run_logs_params_scores_timing_figures_and_the_model(
     model: str, tracking_uri: str, tmp_path: Path
 ) -> None:
@@ -55,7 +68,12 @@ def test_run_logs_params_scores_timing_figures_and_the_model(
     assert "tsne_kmeans.ari" in result.stdout and "MLflow run" in result.stdout
     (run,) = experiment_runs(tracking_uri)
     assert run.info.status == "FINISHED"
-    assert set(run.data.metrics) >= STUDY_METRICS
+    assert set(run.data.metrics) >= STUDY_METRICS | BEYOND_STUDY_METRICS
+    assert {f"eval.seconds.{name}" for name in ("leiden", "clisi", "trustworthiness")} <= set(
+        run.data.metrics
+    )
+    experiment = MlflowClient(tracking_uri).get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert run.data.params["model"] == model
     assert run.data.params["dataset.name"] == "synthetic"
     assert run.data.params["dataset.hash"]
@@ -69,6 +87,10 @@ def test_run_logs_params_scores_timing_figures_and_the_model(
         "latent/latent_codes.csv",
         "config/config.json",
     } <= artifacts
+    if model == "random":  # a control learns nothing: there is no model to serve
+        assert not any(path.startswith("model/") for path in artifacts)
+        assert run.data.metrics["structure.trustworthiness"] < 0.6
+        return
     flavor = mlflow.sklearn if model == "pca" else mlflow.pytorch
     assert flavor.load_model(f"runs:/{run.info.run_id}/model") is not None
     if model != "pca":
@@ -110,7 +132,11 @@ def test_the_same_seed_gives_the_same_scores(tracking_uri: str, tmp_path: Path) 
         )
     first, second = experiment_runs(tracking_uri)
     scores = [
-        {k: v for k, v in r.data.metrics.items() if not k.startswith(("train.", "eval."))}
+        {
+            k: v
+            for k, v in r.data.metrics.items()
+            if not k.startswith(("train.", "eval.")) and "seconds" not in k
+        }
         for r in (first, second)
     ]
     assert scores[0] == scores[1]

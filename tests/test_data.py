@@ -41,9 +41,17 @@ def test_synthetic_is_deterministic_per_seed() -> None:
 
 
 def test_unknown_dataset_lists_the_known_ones() -> None:
-    with pytest.raises(VaebenchError, match="known datasets are: pbmc3k, pbmc68k, synthetic"):
+    with pytest.raises(VaebenchError, match="known datasets are: digits, pbmc3k, pbmc68k, synthetic"):
         load_dataset("pbmc4k")
-    assert set(DATASETS) == {"pbmc3k", "pbmc68k", "synthetic", "synthetic_counts"}
+    assert set(DATASETS) == {"digits", "pbmc3k", "pbmc68k", "synthetic", "synthetic_counts"}
+
+
+def test_digits_ship_offline_scaled_with_ten_labelled_classes() -> None:
+    digits = load_dataset("digits")
+    assert digits.X.shape == (1797, 61) and digits.label_key == "digit"
+    assert sorted(set(digits.labels)) == [str(d) for d in range(10)]
+    np.testing.assert_allclose(digits.X.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(digits.X.std(axis=0), 1.0, atol=1e-4)
 
 
 def small_counts(

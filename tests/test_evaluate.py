@@ -55,8 +55,8 @@ def test_silhouette_separated_and_mixed() -> None:
 
 
 def test_metric_registry_lists_known_names() -> None:
-    assert set(METRICS) == {"nmi", "ari", "hom", "com", "silhouette"}
-    with pytest.raises(VaebenchError, match="known metrics are: ari, com, hom, nmi, silhouette"):
+    assert set(METRICS) >= {"nmi", "ari", "hom", "com", "silhouette", "leiden", "clisi", "trustworthiness"}
+    with pytest.raises(VaebenchError, match="known metrics are: ari, asw_label, clisi, com, hom, "):
         get_metric("accuracy")
 
 
@@ -66,6 +66,8 @@ def test_protocol_scores_clusters_high_and_shuffled_labels_near_zero() -> None:
     assert set(good.metrics) == {
         *(f"{block}.{m}" for block in ("tsne_kmeans", "latent_kmeans") for m in ("nmi", "ari", "hom", "com")),
         "latent.silhouette",
+        *("leiden.nmi", "leiden.ari", "leiden.resolution"),
+        *("latent.asw_label", "latent.clisi", "latent.isolated_label"),
     }
     assert good.metrics["tsne_kmeans.ari"] > 0.95 and good.metrics["latent_kmeans.nmi"] > 0.95
     shuffled = evaluate_embedding(coords, np.random.default_rng(1).permutation(labels), FAST)

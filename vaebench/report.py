@@ -28,7 +28,10 @@ from matplotlib.figure import Figure
 from vaebench import tracking
 from vaebench.errors import VaebenchError
 from vaebench.evaluate import score_heatmap
-from vaebench.stats import paired_difference, t_interval
+from vaebench.evaluate.metrics import BIO, STRUCTURE
+from vaebench.results_table import results_table_figure
+from vaebench.scaling import CONTROLS, GROUPS, TOTAL, add_scaled_scores, aggregate_name, scaled_columns
+from vaebench.stats import holm_adjusted, paired_difference, t_interval
 
 SCORES = ("tsne_kmeans.nmi", "tsne_kmeans.ari", "tsne_kmeans.hom", "tsne_kmeans.com")
 SUMMARY_METRICS = (
@@ -38,11 +41,33 @@ SUMMARY_METRICS = (
     "latent_kmeans.hom",
     "latent_kmeans.com",
     "latent.silhouette",
+    "leiden.nmi",
+    "leiden.ari",
+    "latent.asw_label",
+    "latent.clisi",
+    "latent.isolated_label",
+    "structure.trustworthiness",
+    "structure.knn_preservation",
     "train.seconds",
     "train.cpu_seconds",
 )
 BASELINE = "pca"
 RANK_METRIC = "tsne_kmeans.ari"
+PAIRED_METRICS = (
+    "tsne_kmeans.ari",
+    "tsne_kmeans.nmi",
+    "leiden.ari",
+    "leiden.nmi",
+    "latent.asw_label",
+    "latent.clisi",
+    "latent.isolated_label",
+    "structure.trustworthiness",
+    "structure.knn_preservation",
+    aggregate_name(BIO),
+    aggregate_name(STRUCTURE),
+    aggregate_name(TOTAL),
+)
+"""Compared with the baseline, paired on the seed; Holm's correction runs over all of them at once."""
 
 
 def tidy_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -115,16 +140,19 @@ def paired_against_baseline(
     metrics: Sequence[str] = ("tsne_kmeans.ari", "tsne_kmeans.nmi"),
     baseline: str = BASELINE,
 ) -> pd.DataFrame:
-    """Each (entry, beta) against the baseline, paired on the seed: mean difference, its 95% t-interval,
-    the Wilcoxon signed-rank p-value, and whether the interval excludes zero."""
+    """Each (entry, beta) but the controls against the baseline, paired on the seed: mean difference, its
+    95% t-interval, the Wilcoxon signed-rank p-value, whether the interval excludes zero, and the paired
+    t-test's p-value adjusted with Holm's method over every comparison of the table (``holm_p``,
+    ``holm_verdict``)."""
     base = frame[frame["entry"] == baseline]
     rows = []
     if base.empty:
         return pd.DataFrame(rows)
-    for (entry, beta), group in frame[frame["entry"] != baseline].groupby(
-        ["entry", "beta"], dropna=False, sort=True
-    ):
+    compared = frame[(frame["entry"] != baseline) & ~frame["entry"].isin(CONTROLS)]
+    for (entry, beta), group in compared.groupby(["entry", "beta"], dropna=False, sort=True):
         for metric in metrics:
+            if metric not in frame or frame[metric].isna().all():
+                continue
             paired = (
                 group.set_index("seed")[metric]
                 .to_frame("model")
@@ -135,7 +163,16 @@ def paired_against_baseline(
             rows.append(
                 {"entry": entry, "beta": beta, "metric": metric, **asdict(paired_difference(diff, baseline))}
             )
-    return pd.DataFrame(rows)
+    paired = pd.DataFrame(rows)
+    if not paired.empty:
+        paired["holm_p"] = holm_adjusted(paired["t_p"].to_numpy())
+        paired["holm_verdict"] = [
+            "too few seeds"
+            if np.isnan(p)
+            else (f"{'better' if d > 0 else 'worse'} than {baseline}" if p < 0.05 else "within noise")
+            for p, d in zip(paired["holm_p"], paired["mean_difference"], strict=True)
+        ]
+    return paired
 
 
 def _subtitle(frame: pd.DataFrame) -> str:
@@ -262,8 +299,9 @@ def write_report(
     """Write the tables (Markdown, CSV) and figures (PNG) of ``frame`` to ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     subtitle = _subtitle(frame)
-    summary = summarise(frame)
-    paired = paired_against_baseline(frame)
+    frame = add_scaled_scores(frame)
+    summary = summarise(frame, (*SUMMARY_METRICS, *scaled_columns()))
+    paired = paired_against_baseline(frame, PAIRED_METRICS)
     files: list[Path] = []
 
     def save_text(name: str, text: str) -> None:
@@ -280,12 +318,17 @@ def write_report(
     save_text("summary.csv", summary.to_csv(index=False))
     header = f"# vaebench report\n\n{subtitle}. Cells: mean ± sd [95% t-interval] over seeds.\n\n"
     save_text("summary.md", header + summary_markdown(summary))
+    scaled = summary[f"{aggregate_name(TOTAL)} mean"].notna().any()  # the controls are in the report
+    if scaled:
+        save_text("scaled.md", _scaled_markdown(summary, subtitle))
     if not paired.empty:
         save_text("paired_vs_pca.csv", paired.to_csv(index=False))
         save_text("paired_vs_pca.md", _paired_markdown(paired))
     runs_table = frame.drop(columns=[c for c in ("dataset", "label_key") if c in frame])
     save_text("runs.csv", runs_table.to_csv(index=False))
     save_figure("heatmap.png", heatmap_figure(summary, subtitle))
+    if scaled:
+        save_figure("results_table.png", results_table_figure(summary, subtitle))
     for metric in (*SCORES, "latent.silhouette"):
         if summary[f"{metric} mean"].notna().any():
             save_figure(f"beta_{metric}.png", beta_figure(summary, metric, subtitle))
@@ -301,17 +344,39 @@ def _paired_markdown(paired: pd.DataFrame) -> str:
         "",
         "Difference = model - pca. 'beyond noise' means the 95% t-interval of the mean paired difference",
         "excludes zero. With n pairs the exact Wilcoxon p cannot fall below 2/2^n (0.0625 for n = 5).",
+        f"Holm: the paired t-test's p-value adjusted with Holm's method over all {len(paired)} comparisons",
+        "of this table (entries x betas x metrics); its verdict keeps the family-wise error rate at 5%.",
         "",
-        "| entry | beta | metric | pairs | mean difference | 95% interval | Wilcoxon p | verdict |",
-        "|---|---|---|---|---|---|---|---|",
+        "| entry | beta | metric | pairs | mean difference | 95% interval | Wilcoxon p | verdict | Holm p | "
+        "verdict after Holm |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in paired.iterrows():
         beta = "" if pd.isna(r["beta"]) else f"{r['beta']:.3g}"
         lines.append(
             f"| {r['entry']} | {beta} | {r['metric']} | {r['n_pairs']} | {r['mean_difference']:+.3f} | "
-            f"[{r['ci95_low']:+.3f}, {r['ci95_high']:+.3f}] | {r['wilcoxon_p']:.3g} | {r['verdict']} |"
+            f"[{r['ci95_low']:+.3f}, {r['ci95_high']:+.3f}] | {r['wilcoxon_p']:.3g} | {r['verdict']} | "
+            f"{r['holm_p']:.3g} | {r['holm_verdict']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _scaled_markdown(summary: pd.DataFrame, subtitle: str) -> str:
+    """The aggregates per entry (mean ± sd [95% t-interval] over seeds) and the controls' raw means."""
+    aggregates = [aggregate_name(g) for g in (*GROUPS, TOTAL)]
+    lines = [
+        "# Scores scaled between the controls",
+        "",
+        f"{subtitle}. Each metric is scaled as Open Problems does, (x - worst control) / (best control -",
+        f"worst control), with the controls {' and '.join(CONTROLS)} (their means over seeds); training cost",
+        "between the cheapest (1) and dearest (0) entry on log seconds. An aggregate is the mean of its",
+        "group's scaled scores in each run; total = mean of bio-conservation and structure. Groups: "
+        + "; ".join(f"{g}: {', '.join(m)}" for g, m in GROUPS.items())
+        + ".",
+        "",
+        summary_markdown(summary, aggregates),
+    ]
+    return "\n".join(lines)
 
 
 def tsne_panels(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:

@@ -35,7 +35,7 @@ from vaebench.evaluate import (
 from vaebench.evaluate.subsample import take
 from vaebench.external import ExternalEmbedding
 from vaebench.hardware import cpu_name, resolve_device, set_threads
-from vaebench.models import ModelOptions, PCAModel, get_model
+from vaebench.models import ModelOptions, get_model
 from vaebench.train import EpochCallback, TrainResult, as_tensor, encode, seed_everything, train
 
 EpochHook = Callable[[int, float, Any], None]
@@ -79,7 +79,7 @@ def fit(
     spec = get_model(config.model)
     seed_everything(config.seed)
     if not spec.is_torch:
-        model = PCAModel(config.latent_dim, config.seed)
+        model = spec.baseline(dataset.n_cells, dataset.n_genes, config.latent_dim, config.seed)
         wall0, cpu0 = time.perf_counter(), time.process_time()
         model.fit(dataset.X)
         result = TrainResult(
@@ -137,7 +137,7 @@ def fit_and_score(
     set_threads(config.threads)
     dataset = dataset if dataset is not None else load_for(config)
     model, latent, training = fit(config, dataset, on_epoch)
-    evaluation = evaluate_embedding(latent, dataset.labels, protocol_for(config))
+    evaluation = evaluate_embedding(latent, dataset.labels, protocol_for(config), inputs=dataset.X)
     return RunOutcome(config, dataset, model, latent, training, evaluation)
 
 
@@ -276,7 +276,7 @@ def run_and_log(
         logging_start = time.perf_counter()
         run.log_series("train.loss", outcome.training.losses)
         run.log_metrics({**outcome.metrics, **data_seconds(dataset)})
-        run.set_tags({"device": outcome.training.device})
+        run.set_tags({"device": outcome.training.device, "latent_dims": outcome.latent.shape[1]})
         title = run_title(config, dataset)
         log_evaluation(run, title, outcome.evaluation, dataset.cell_ids, dataset.labels, outcome.latent)
         if outcome.training.losses:
@@ -285,8 +285,8 @@ def run_and_log(
             plt.close(figure)
         if get_model(config.model).is_torch:
             run.log_torch_model(outcome.model, dataset.n_genes)
-        else:
-            run.log_sklearn_model(outcome.model.pca)
+        elif outcome.model.estimator is not None:
+            run.log_sklearn_model(outcome.model.estimator)
         run.log_metrics({"log.seconds": time.perf_counter() - logging_start})
         return outcome, run.run_id
 

@@ -4,6 +4,9 @@ A difference between two models counts as beyond the noise when the 95% t-interv
 difference (paired on the seed) excludes zero. The Wilcoxon signed-rank test (Wilcoxon 1945,
 Biometrics Bulletin 1(6)) is reported beside it: with n pairs its exact two-sided p-value cannot go below
 2 / 2**n (0.0625 for 5 seeds), so on its own it could never call a 5-seed difference significant.
+When many comparisons are made at once, the paired t-test's p-values (the same test as the interval) are
+adjusted with Holm's step-down method (Holm 1979, "A simple sequentially rejective multiple test
+procedure", Scand. J. Statist. 6), which keeps the family-wise error rate at 5%.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class PairedDifference:
     ci95_high: float
     wilcoxon_p: float
     verdict: str
+    t_p: float
 
 
 def paired_difference(differences: np.ndarray, baseline: str) -> PairedDifference:
@@ -53,6 +57,11 @@ def paired_difference(differences: np.ndarray, baseline: str) -> PairedDifferenc
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scipy warns that small samples use the exact distribution
             p_value = float(stats.wilcoxon(diff).pvalue)
+    t_p = math.nan
+    if len(diff) >= 2 and diff.std(ddof=1) > 0:
+        t_p = float(stats.ttest_1samp(diff, 0.0).pvalue)
+    elif len(diff) >= 2:
+        t_p = 1.0 if np.all(diff == 0) else 0.0
     if math.isnan(low):
         verdict = "too few seeds"
     elif low > 0:
@@ -69,4 +78,17 @@ def paired_difference(differences: np.ndarray, baseline: str) -> PairedDifferenc
         ci95_high=high,
         wilcoxon_p=p_value,
         verdict=verdict,
+        t_p=t_p,
     )
+
+
+def holm_adjusted(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (NaNs stay NaN and do not count)."""
+    from statsmodels.stats.multitest import multipletests
+
+    p_values = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p_values.shape, math.nan)
+    known = ~np.isnan(p_values)
+    if known.any():
+        adjusted[known] = multipletests(p_values[known], alpha=0.05, method="holm")[1]
+    return adjusted

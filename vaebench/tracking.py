@@ -35,6 +35,9 @@ _MAX_PARAM_LENGTH = 6000
 
 _project_run_id: list[str] = []
 
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+"""MLflow 3's UI opens an experiment of this kind on its runs table (not on the GenAI overview)."""
+
 
 def configure(tracking_uri: str | None, experiment: str) -> str:
     """Point MLflow at ``tracking_uri`` (None: MLflow's default) and ``experiment``; return the URI in use.
@@ -42,6 +45,7 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
     Under ``mlflow run`` (which exports ``MLFLOW_RUN_ID``), the project's run becomes the first run
     vaebench opens (a suite's parent) and its experiment is used; the variable is then removed so that
     child runs, in this process or in workers, are created as new runs rather than resuming it.
+    The experiment is tagged as a model-training one (``mlflow.experimentKind``).
     """
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
@@ -53,13 +57,15 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
         if project_run_id:
             _project_run_id[:] = [project_run_id]
             run = MlflowClient().get_run(project_run_id)
-            mlflow.set_experiment(experiment_id=run.info.experiment_id)
+            chosen = mlflow.set_experiment(experiment_id=run.info.experiment_id)
         else:
             try:
-                mlflow.set_experiment(experiment)
+                chosen = mlflow.set_experiment(experiment)
             except MlflowException:
                 # Two invocations creating the experiment at once: one create fails, the experiment exists.
-                mlflow.set_experiment(experiment)
+                chosen = mlflow.set_experiment(experiment)
+        if chosen.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            MlflowClient().set_experiment_tag(chosen.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     except MlflowException as error:
         raise VaebenchError(
             f"MLflow at {mlflow.get_tracking_uri()} could not be used: {str(error).splitlines()[0]}"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vaebench.data.anndata_io import dataset_from_anndata
 from vaebench.data.dataset import Dataset
+from vaebench.data.digits import load_digits_dataset
 from vaebench.data.pbmc3k import DEFAULT_LABEL_KEY as PBMC3K_LABEL_KEY
 from vaebench.data.pbmc3k import load_pbmc3k, load_pbmc3k_counts
 from vaebench.data.synthetic import make_synthetic, make_synthetic_counts
@@ -98,6 +99,16 @@ register(
         "cell_type",
         _synthetic_counts,
         sized=True,
+    )
+)
+register(
+    DatasetSpec(
+        "digits",
+        "scikit-learn's handwritten digits, 1,797 x 61 scaled pixels: a second real labelled set, offline",
+        "digit",
+        lambda label_key: (
+            load_digits_dataset() if label_key is None else load_digits_dataset().with_label_key(label_key)
+        ),
     )
 )
 

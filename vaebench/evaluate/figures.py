@@ -111,19 +111,42 @@ def tsne3d_figure(coords3d: np.ndarray, labels: np.ndarray, title: str) -> Figur
     return fig
 
 
+def data_range(values: np.ndarray) -> tuple[float, float]:
+    """The (low, high) of the finite values, widened around a single value; (0, 1) without any."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return (0.0, 1.0)
+    low, high = float(finite.min()), float(finite.max())
+    if high - low < 1e-9:
+        return (low - 0.5, high + 0.5)
+    return (low, high)
+
+
 def score_heatmap(table: pd.DataFrame, title: str) -> Figure:
-    """The study's heatmap: rows (models) x columns (scores), each cell annotated with its value."""
+    """The study's heatmap: rows (models) x columns (scores), each cell annotated with its value.
+
+    The colour scale spans the values shown (a fixed 0..1 scale gave scores within 0.1 of each other one
+    colour), so the colours rank the cells and the annotations give the values.
+    """
     values = table.to_numpy(dtype=float)
     fig, ax = plt.subplots(
         figsize=(1.6 * table.shape[1] + 3.5, 0.6 * table.shape[0] + 2), layout="constrained"
     )
-    image = ax.imshow(values, cmap="viridis", vmin=min(0.0, np.nanmin(values)), vmax=1.0, aspect="auto")
+    low, high = data_range(values)
+    image = ax.imshow(values, cmap="viridis", vmin=low, vmax=high, aspect="auto")
     ax.set_xticks(range(table.shape[1]), [str(c) for c in table.columns])
     ax.set_yticks(range(table.shape[0]), [str(i) for i in table.index])
+    middle = (low + high) / 2
     for (row, col), value in np.ndenumerate(values):
         if np.isfinite(value):
             ax.text(
-                col, row, f"{value:.3f}", ha="center", va="center", color="white" if value < 0.6 else "black"
+                col,
+                row,
+                f"{value:.3f}",
+                ha="center",
+                va="center",
+                color="white" if value < middle else "black",
             )
     fig.colorbar(image, ax=ax, label="score")
     ax.set_title(title)

@@ -6,6 +6,8 @@ partition against the labels (``tsne_kmeans.*``), after Wang & Gu (2018), "VASC"
 Added: the same four from k-means on the latent itself (``latent_kmeans.*``), which does not depend on
 t-SNE's randomness, and the silhouette of the labels in the latent (``latent.silhouette``).
 A latent of exactly 2 dimensions is its own map: t-SNE is skipped, as the study did for 2-d codes.
+Beyond the study, by default: scIB's label scores and the structure kept from the input
+(:mod:`vaebench.evaluate.beyond`), each on a seeded sample of at most a few thousand cells.
 
 At scale (:mod:`vaebench.evaluate.subsample`): above ``tsne_cells`` cells the map and the k-means on it
 use a stratified seeded sample of that size, the 3-d map at most ``TSNE3D_CELLS`` cells, the silhouette a
@@ -22,6 +24,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from vaebench.errors import VaebenchError
+from vaebench.evaluate.beyond import beyond_study_scores
 from vaebench.evaluate.embed import tsne
 from vaebench.evaluate.metrics import get_metric
 from vaebench.evaluate.subsample import (
@@ -32,7 +35,16 @@ from vaebench.evaluate.subsample import (
     take,
 )
 
-DEFAULT_METRICS = ("nmi", "ari", "hom", "com", "silhouette")
+STUDY_METRICS = ("nmi", "ari", "hom", "com", "silhouette")
+BEYOND_STUDY_METRICS = (
+    "leiden",
+    "asw_label",
+    "clisi",
+    "isolated_label",
+    "trustworthiness",
+    "knn_preservation",
+)
+DEFAULT_METRICS = STUDY_METRICS + BEYOND_STUDY_METRICS
 
 
 @dataclass(frozen=True)
@@ -139,9 +151,13 @@ def check_embedding(latent: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
 
 
 def evaluate_embedding(
-    latent: np.ndarray, labels: np.ndarray, settings: ProtocolSettings | None = None
+    latent: np.ndarray,
+    labels: np.ndarray,
+    settings: ProtocolSettings | None = None,
+    inputs: np.ndarray | None = None,
 ) -> Evaluation:
-    """Score ``latent`` against ``labels`` with the study's protocol (see the module docstring)."""
+    """Score ``latent`` against ``labels`` with the study's protocol (see the module docstring); the
+    structure metrics compare it with ``inputs``, the cells x genes matrix it encodes, when given."""
     settings = settings or ProtocolSettings()
     for name in settings.metrics:
         get_metric(name)
@@ -188,6 +204,7 @@ def evaluate_embedding(
             metrics[f"latent.{name}"] = timed(
                 f"latent_{name}", metric.fn, take(latent, sampled), take(labels, sampled)
             )
+    metrics.update(beyond_study_scores(settings.metrics, latent, labels, inputs, settings.seed, seconds))
     return Evaluation(
         metrics, map2d, map3d, on_map.labels, on_map.centroids, seconds, map_cells, tsne3d_cells
     )

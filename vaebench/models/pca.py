@@ -19,6 +19,11 @@ class PCAModel:
         self.latent_dim = latent_dim
         self.pca = PCA(n_components=latent_dim, random_state=seed)
 
+    @property
+    def estimator(self) -> PCA:
+        """The fitted scikit-learn object, which is what is logged as the run's model."""
+        return self.pca
+
     def fit(self, X: np.ndarray | sp.csr_matrix) -> PCAModel:
         if sp.issparse(X):
             self.pca.set_params(svd_solver="arpack")

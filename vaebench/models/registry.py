@@ -15,11 +15,15 @@ from torch import nn
 
 from vaebench.models.ae import Autoencoder
 from vaebench.models.architecture import architecture_for
+from vaebench.models.controls import RandomEmbedding, pca_true_features
+from vaebench.models.pca import PCAModel
 from vaebench.models.vae import BetaVAE
 from vaebench.models.vsc import BetaVSC
 from vaebench.registry import Registry
 
 SearchSpace = dict[str, tuple[Any, ...]]
+FitBaseline = Callable[[int, int, int, int], Any]
+"""(n_cells, n_genes, latent_dim, seed) -> an unfitted model with ``fit(X)``, ``encode(X)``, ``estimator``."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,8 @@ class ModelOptions:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model: ``build`` is None for non-torch models (fitted by the runner directly)."""
+    """A registered model: ``build`` makes a torch network; models that are not networks (the PCA baseline,
+    the controls) give ``baseline`` instead. ``control`` marks the floor/ceiling reports scale between."""
 
     name: str
     description: str
@@ -44,6 +49,8 @@ class ModelSpec:
     has_beta: bool
     build: Callable[[int, ModelOptions], nn.Module] | None
     search_space: SearchSpace = field(default_factory=dict)
+    baseline: FitBaseline | None = None
+    control: bool = False
 
     @property
     def is_torch(self) -> bool:
@@ -112,6 +119,29 @@ register(
         has_beta=False,
         build=None,
         search_space={"latent_dim": ("int", 2, 32)},
+        baseline=lambda n_cells, n_genes, latent_dim, seed: PCAModel(latent_dim, seed),
+    )
+)
+register(
+    ModelSpec(
+        name="random",
+        description="control: a Gaussian code of the latent's size, independent of the data (the floor)",
+        reference="Luecken et al. 2025, Nat. Biotechnol. (Open Problems' negative controls)",
+        has_beta=False,
+        build=None,
+        baseline=lambda n_cells, n_genes, latent_dim, seed: RandomEmbedding(latent_dim, seed),
+        control=True,
+    )
+)
+register(
+    ModelSpec(
+        name="pca50",
+        description="control: the input's top 50 principal components, whatever --latent-dim (the ceiling)",
+        reference="Luecken et al. 2025, Nat. Biotechnol. (Open Problems' positive controls); Pearson 1901",
+        has_beta=False,
+        build=None,
+        baseline=lambda n_cells, n_genes, latent_dim, seed: pca_true_features(n_cells, n_genes, seed),
+        control=True,
     )
 )
 

@@ -36,7 +36,7 @@ def protocol_metrics() -> tuple[str, ...]:
         for m in METRICS.values()
         if m.kind == "partition"
     ]
-    names += [f"latent.{m.name}" for m in METRICS.values() if m.kind == "embedding"]
+    names += [name for m in METRICS.values() if m.kind != "partition" for name in m.logged_names]
     return tuple(names)
 
 
