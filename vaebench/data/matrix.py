@@ -49,9 +49,9 @@ def is_raw_counts(matrix: Matrix) -> bool:
 
 
 def dense_rows(matrix: Matrix, rows: np.ndarray | slice) -> np.ndarray:
-    """The given rows as a dense float32 array (a copy for a sparse matrix)."""
+    """The given rows as a dense array of the matrix's dtype (a copy for a sparse matrix)."""
     block = matrix[rows]
-    return block.toarray() if sp.issparse(block) else np.asarray(block, dtype=np.float32)
+    return block.toarray() if sp.issparse(block) else np.asarray(block)
 
 
 def digest(matrix: Matrix, update: hashlib._Hash) -> None:

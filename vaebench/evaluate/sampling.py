@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from vaebench.data.matrix import dense_rows as matrix_rows
+
 
 def subsample_cells(n_cells: int, max_cells: int, seed: int) -> np.ndarray:
     """Sorted row indices of at most ``max_cells`` of ``n_cells`` cells, drawn without replacement.
@@ -19,7 +21,4 @@ def subsample_cells(n_cells: int, max_cells: int, seed: int) -> np.ndarray:
 
 def dense_rows(matrix: np.ndarray | sp.spmatrix | sp.sparray, rows: np.ndarray) -> np.ndarray:
     """The chosen rows of a dense or sparse matrix as a dense float64 array (only those rows densified)."""
-    picked = matrix[rows]
-    if sp.issparse(picked):
-        picked = picked.toarray()
-    return np.asarray(picked, dtype=np.float64)
+    return np.asarray(matrix_rows(matrix, rows), dtype=np.float64)
