@@ -22,6 +22,14 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture(autouse=True)
+def _no_inherited_experiment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's set_experiment exports MLFLOW_EXPERIMENT_ID for subprocesses; a test that configured
+    tracking in-process must not hand its experiment to the next test's commands."""
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Downloads and caches never touch the user's home folder during tests."""
     if "VAEBENCH_DATA_DIR" not in os.environ:
