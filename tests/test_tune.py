@@ -122,7 +122,7 @@ def trial_states(tmp_path: Path, name: str = "toy-study") -> list[TrialState]:
     ("changes", "message"),
     [
         ({"eval_label_key": "cluster"}, "must not be scored on the labels it was tuned on"),
-        ({"objective": "tsne_kmeans.accuracy"}, "known objectives are: latent.silhouette"),
+        ({"objective": "tsne_kmeans.accuracy"}, "known objectives are: latent.asw_label"),
         ({"trials": 0}, "--trials must be at least 1"),
         ({"jobs": 0}, "--jobs must be at least 1"),
         ({"model": "transformer"}, "Unknown model 'transformer'"),

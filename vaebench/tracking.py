@@ -164,7 +164,16 @@ class RunHandle:
 
         data = _Data(CodeDatasetSource({"source": source[:500]}), name=name, digest=digest)
         context = InputTag(key="mlflow.data.context", value="training")
-        self.client.log_inputs(self.run_id, [DatasetInput(data._to_mlflow_entity(), tags=[context])])
+        inputs = [DatasetInput(data._to_mlflow_entity(), tags=[context])]
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(self.run_id, inputs)
+                return
+            except MlflowException:
+                # Parallel children registering the same dataset at once: the store's unique key lets one
+                # insert win; the others find the dataset there on the next attempt and only link to it.
+                if attempt == 2:
+                    raise
 
     def log_figure(self, figure: Figure, artifact_file: str) -> None:
         self.client.log_figure(self.run_id, figure, artifact_file)
