@@ -1,5 +1,8 @@
 """The model registry: the names users type, mapped to how each model is built and tuned.
 
+This module holds the built-in models; :func:`vaebench.models.get_model` also resolves a user's own model
+(``package.module:Class`` or an entry point, :mod:`vaebench.models.user`) into an entry of the same kind.
+
 Each entry declares its Optuna search space here, next to the model, as plain tuples
 ``(kind, low, high)`` or ``("categorical", choices)``; :mod:`vaebench.tune` turns them into
 distributions, so the models themselves know nothing of Optuna.
@@ -57,7 +60,7 @@ class ModelSpec:
         return self.build is not None
 
 
-_NETWORK_SPACE: SearchSpace = {
+NETWORK_SPACE: SearchSpace = {
     "lr": ("log_float", 1e-4, 1e-2),
     "latent_dim": ("int", 2, 32),
     "hidden": ("categorical", ("128,32", "256,64", "512,128", "800,400")),
@@ -79,7 +82,7 @@ register(
         build=lambda n_genes, o: Autoencoder(
             n_genes, o.latent_dim, architecture_for("ae", o.variant, o.hidden)
         ),
-        search_space=dict(_NETWORK_SPACE),
+        search_space=dict(NETWORK_SPACE),
     )
 )
 register(
@@ -91,7 +94,7 @@ register(
         build=lambda n_genes, o: BetaVAE(
             n_genes, o.latent_dim, architecture_for("beta_vae", o.variant, o.hidden), o.beta
         ),
-        search_space={**_NETWORK_SPACE, **_BETA_SPACE},
+        search_space={**NETWORK_SPACE, **_BETA_SPACE},
     )
 )
 register(
@@ -108,7 +111,7 @@ register(
             o.vsc_alpha,
             o.vsc_c,
         ),
-        search_space={**_NETWORK_SPACE, **_BETA_SPACE},
+        search_space={**NETWORK_SPACE, **_BETA_SPACE},
     )
 )
 register(
@@ -144,8 +147,3 @@ register(
         control=True,
     )
 )
-
-
-def get_model(name: str) -> ModelSpec:
-    """The registered model called ``name``; an unknown name is answered with the known ones."""
-    return MODELS.lookup(name)
