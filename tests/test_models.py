@@ -84,5 +84,7 @@ def test_registry_names_are_the_cli_vocabulary_and_unknown_names_list_them() -> 
     assert {"ae", "beta_vae", "beta_vsc", "pca"} <= set(MODELS)
     assert not get_model("pca").is_torch
     assert get_model("beta_vsc").has_beta and not get_model("ae").has_beta
-    with pytest.raises(VaebenchError, match="known models are: ae, beta_vae, beta_vsc, pca"):
+    with pytest.raises(
+        VaebenchError, match="known models are: ae, beta_vae, beta_vsc, flow_vae, nb_vae, pca"
+    ):
         get_model("vae")

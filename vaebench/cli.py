@@ -121,6 +121,9 @@ def run(
     hidden: Annotated[
         str | None, typer.Option(help="Encoder trunk widths, e.g. 128,32 (decoder mirrors).")
     ] = None,
+    flows: Annotated[
+        int, typer.Option(help="Planar flows refining the posterior (flow_vae).")
+    ] = RunConfig.flows,
     perplexity: Annotated[
         float, typer.Option(help="t-SNE perplexity.", rich_help_panel="Evaluation")
     ] = RunConfig.perplexity,
@@ -222,6 +225,7 @@ def run(
             batch_size=batch_size,
             variant=variant,
             hidden=parse_hidden(hidden),
+            flows=flows,
             perplexity=perplexity,
             n_init=n_init,
             tsne_3d=tsne_3d,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +18,14 @@ def squared_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     square and sum kernels (and their backward) cost more than the network's matrix products.
     """
     return F.mse_loss(x_hat, x, reduction="sum") / x.shape[0]
+
+
+class LossTerms(NamedTuple):
+    """A batch's training objective: ``total`` is minimised; ``parts`` (scalar batch means, named as
+    ``reconstruction`` and ``beta_kl``) sum to it."""
+
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor]
 
 
 class LatentModel(nn.Module):
