@@ -19,7 +19,7 @@ from vaebench.data.synthetic import make_synthetic_counts
 from vaebench.errors import VaebenchError
 from vaebench.models import ModelOptions, get_model
 from vaebench.models.flow_vae import planar_step
-from vaebench.models.likelihoods import log_nb, log_zinb
+from vaebench.models.likelihoods import nb_log_likelihood
 from vaebench.runner import fit, load_for
 from vaebench.train import as_tensor, encode, train
 
@@ -45,18 +45,22 @@ def inputs_for(name: str) -> torch.Tensor:
     return counts if name == "nb_vae" else torch.log1p(counts)
 
 
-def test_the_negative_binomial_matches_torch_and_its_zero_inflation_mixes_in_zeros() -> None:
-    x = torch.tensor([[0.0, 1.0, 7.0, 40.0]])
-    mu = torch.tensor([[0.5, 2.0, 5.0, 30.0]])
-    theta = torch.tensor([0.3, 1.0, 4.0, 50.0])
+def test_the_negative_binomial_matches_torchs_on_zeros_and_counts_alike() -> None:
+    x = torch.tensor([[0.0, 1.0, 7.0, 40.0, 0.0], [3.0, 0.0, 0.0, 0.0, 250.0]])
+    mu = torch.tensor([[0.5, 2.0, 5.0, 30.0, 1e-3], [1.0, 9.0, 0.2, 60.0, 200.0]])
+    theta = torch.tensor([0.3, 1.0, 4.0, 50.0, 1e3])
     reference = torch.distributions.NegativeBinomial(total_count=theta, probs=mu / (mu + theta))
-    ours = log_nb(x, mu.log(), theta.log())
-    torch.testing.assert_close(ours, reference.log_prob(x), rtol=1e-5, atol=1e-5)
-    pi = torch.tensor([[0.2, 0.2, 0.5, 0.9]])
-    zinb = log_zinb(x, mu.log(), theta.log(), torch.logit(pi))
-    nb = reference.log_prob(x)
-    expected = torch.where(x == 0, torch.log(pi + (1 - pi) * nb.exp()), torch.log(1 - pi) + nb)
-    torch.testing.assert_close(zinb, expected, rtol=1e-5, atol=1e-5)
+    log_mu, log_theta = mu.log().requires_grad_(), theta.log().requires_grad_()
+    ours = nb_log_likelihood(x, log_mu, log_theta)
+    torch.testing.assert_close(ours, reference.log_prob(x).sum(dim=1), rtol=1e-5, atol=1e-4)
+    # The gradients the decoder and the dispersions learn from are those of the full density too.
+    ours.sum().backward()
+    log_mu_ref, log_theta_ref = mu.log().requires_grad_(), theta.log().requires_grad_()
+    theta_ref, mu_ref = log_theta_ref.exp(), log_mu_ref.exp()
+    dense = torch.distributions.NegativeBinomial(total_count=theta_ref, probs=mu_ref / (mu_ref + theta_ref))
+    dense.log_prob(x).sum().backward()
+    torch.testing.assert_close(log_mu.grad, log_mu_ref.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(log_theta.grad, log_theta_ref.grad, rtol=1e-4, atol=1e-4)
 
 
 def test_a_planar_step_is_invertible_and_its_log_determinant_is_the_jacobians() -> None:
