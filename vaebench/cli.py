@@ -241,7 +241,9 @@ def run(
 
         dataset_obj = load_for(config)
         uri = configure_tracking(tracking_uri, experiment)
-        what = f"for {config.epochs} epochs" if get_model(config.model).is_torch else "(fitted, no epochs)"
+        spec = get_model(config.model)
+        what = f"for {config.epochs} epochs" if spec.is_torch else "(fitted, no epochs)"
+        what += " on its raw counts" if spec.needs_counts else ""
         out.print(
             f"Training [bold]{config.model}[/] on {dataset_obj.name} ({dataset_obj.n_cells:,} cells x "
             f"{dataset_obj.n_genes:,} genes{', sparse' if dataset_obj.is_sparse else ''}, "
