@@ -23,9 +23,38 @@ def test_every_network_encodes_to_the_latent_size_and_has_a_finite_loss(name: st
     assert model.encode(x).shape == (10, 6)
     assert model(x).shape == (10, 6)  # a saved model serves latent codes
     loss = model.loss(x)
-    assert loss.ndim == 0 and torch.isfinite(loss)
-    loss.backward()
+    assert loss.total.ndim == 0 and torch.isfinite(loss.total)
+    loss.total.backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("name", "parts"),
+    [
+        ("ae", ["reconstruction"]),
+        ("beta_vae", ["reconstruction", "beta_kl"]),
+        ("beta_vsc", ["reconstruction", "beta_kl"]),
+    ],
+)
+def test_the_loss_is_the_sum_of_its_named_parts_and_the_kl_part_scales_with_beta(
+    name: str, parts: list[str]
+) -> None:
+    x = torch.randn(10, N_GENES)
+    by_beta = {}
+    for beta in (1.0, 4.0):
+        torch.manual_seed(0)
+        model = get_model(name).build(N_GENES, ModelOptions(latent_dim=6, beta=beta))
+        terms = model.loss(x)
+        assert list(terms.parts) == parts
+        assert all(part.ndim == 0 and torch.isfinite(part) for part in terms.parts.values())
+        # bit-identical: the total is the parts added in their order
+        assert torch.equal(terms.total, sum(terms.parts.values(), torch.zeros(())))
+        by_beta[beta] = terms.parts
+    if "beta_kl" in parts:
+        # Same weights and draws: the reconstruction is unchanged and the KL part is beta times the KL.
+        assert torch.equal(by_beta[1.0]["reconstruction"], by_beta[4.0]["reconstruction"])
+        assert torch.allclose(by_beta[4.0]["beta_kl"], 4 * by_beta[1.0]["beta_kl"])
+        assert by_beta[1.0]["beta_kl"] > 0
 
 
 def test_text_variant_follows_section_2_4_and_code_variant_the_published_code() -> None:

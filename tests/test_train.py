@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from vaebench.errors import VaebenchError
 from vaebench.models import ModelOptions, get_model
-from vaebench.models.base import LatentModel
-from vaebench.train import TrainingDiverged, as_tensor, encode, seed_everything, train
+from vaebench.models.base import LatentModel, LossTerms
+from vaebench.train import TrainingDiverged, TrainResult, as_tensor, encode, seed_everything, train
 
 
 def clustered(n_cells: int = 120, n_genes: int = 30, seed: int = 0) -> torch.Tensor:
@@ -19,11 +20,16 @@ def clustered(n_cells: int = 120, n_genes: int = 30, seed: int = 0) -> torch.Ten
 
 
 def trained(name: str, seed: int, epochs: int = 15) -> tuple[list[float], np.ndarray]:
+    result, latent = trained_result(name, seed, epochs)
+    return result.losses, latent
+
+
+def trained_result(name: str, seed: int, epochs: int = 15) -> tuple[TrainResult, np.ndarray]:
     X = clustered()
     seed_everything(seed)
     model = get_model(name).build(X.shape[1], ModelOptions(latent_dim=3, beta=1.0))
     result = train(model, X, epochs=epochs, batch_size=32, lr=3e-3, seed=seed)
-    return result.losses, encode(model, X)
+    return result, encode(model, X)
 
 
 @pytest.mark.parametrize("name", ["ae", "beta_vae", "beta_vsc"])
@@ -35,12 +41,22 @@ def test_the_loss_goes_down(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["ae", "beta_vsc"])
 def test_the_same_seed_repeats_the_run_and_another_seed_does_not(name: str) -> None:
-    losses_a, latent_a = trained(name, seed=3, epochs=4)
-    losses_b, latent_b = trained(name, seed=3, epochs=4)
-    losses_c, _ = trained(name, seed=4, epochs=4)
-    assert losses_a == losses_b
+    result_a, latent_a = trained_result(name, seed=3, epochs=4)
+    result_b, latent_b = trained_result(name, seed=3, epochs=4)
+    result_c, _ = trained_result(name, seed=4, epochs=4)
+    assert result_a.losses == result_b.losses
+    assert result_a.parts == result_b.parts
     np.testing.assert_array_equal(latent_a, latent_b)
-    assert losses_a != losses_c
+    assert result_a.losses != result_c.losses
+
+
+def test_every_part_of_the_loss_has_a_curve_and_the_curves_sum_to_the_loss() -> None:
+    result, _ = trained_result("beta_vae", seed=0, epochs=3)
+    assert set(result.parts) == {"reconstruction", "beta_kl"}
+    for epoch, loss in enumerate(result.losses):
+        parts = [curve[epoch] for curve in result.parts.values()]
+        assert all(part > 0 for part in parts)
+        assert sum(parts) == pytest.approx(loss, rel=1e-5)
 
 
 def test_timing_and_machine_are_recorded() -> None:
@@ -65,16 +81,51 @@ class _DivergesAtEpochThree(LatentModel):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, :1] * self.w
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor) -> LossTerms:
         self.steps += 1
         scale = torch.tensor(float("inf")) if self.steps > 2 * 4 else torch.tensor(1.0)
-        return ((x * self.w).pow(2).mean() + 1.0) * scale
+        total = ((x * self.w).pow(2).mean() + 1.0) * scale
+        return LossTerms(total, {"penalty": total})
 
 
 def test_a_diverging_loss_stops_training_naming_the_epoch() -> None:
     X = clustered(n_cells=128)
     with pytest.raises(TrainingDiverged, match="at epoch 3 of 10"):
         train(_DivergesAtEpochThree(), X, epochs=10, batch_size=32, lr=1e-3, seed=0)
+
+
+class _BadLoss(LatentModel):
+    """A tiny real model whose loss breaks the contract in the way it is built with."""
+
+    def __init__(self, mistake: str) -> None:
+        super().__init__()
+        self.latent_dim = 1
+        self.w = torch.nn.Parameter(torch.ones(1))
+        self.mistake = mistake
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1] * self.w
+
+    def loss(self, x: torch.Tensor) -> LossTerms | torch.Tensor:
+        per_cell = (x * self.w).pow(2).sum(dim=1)
+        if self.mistake == "per-cell":
+            return LossTerms(per_cell, {"reconstruction": per_cell})
+        if self.mistake == "bare tensor":
+            return per_cell.mean()
+        return LossTerms(per_cell.mean(), {"reconstruction": per_cell.mean(), "kl": per_cell.mean()})
+
+
+@pytest.mark.parametrize(
+    ("mistake", "message"),
+    [
+        ("per-cell", r"loss of model '_BadLoss' must be a scalar tensor .*got shape \(32,\)"),
+        ("bare tensor", r"must be a vaebench.models.LossTerms\(total, parts\), got Tensor"),
+        ("parts do not add up", r"parts \(reconstruction, kl\) that sum to .*not to its total"),
+    ],
+)
+def test_a_loss_that_breaks_the_contract_is_named_in_one_sentence(mistake: str, message: str) -> None:
+    with pytest.raises(VaebenchError, match=message):
+        train(_BadLoss(mistake), clustered(n_cells=64), epochs=2, batch_size=32, lr=1e-3, seed=0)
 
 
 def test_the_epoch_callback_sees_every_epoch_and_its_time_is_not_counted() -> None:

@@ -51,6 +51,11 @@ SUMMARY_METRICS = (
     "train.seconds",
     "train.cpu_seconds",
 )
+LOSS_PART_PREFIX = "train.loss."
+"""Each part of a torch model's loss is logged per epoch as ``train.loss.<part>``; runs keep the last epoch's."""
+BETA_KL = "train.loss.beta_kl"
+RAW_KL = "train.kl"
+"""The KL itself, ``beta_kl / beta``: what a beta sweep trades against the reconstruction."""
 BASELINE = "pca"
 RANK_METRIC = "tsne_kmeans.ari"
 PAIRED_METRICS = (
@@ -91,7 +96,17 @@ def tidy_runs(runs: pd.DataFrame) -> pd.DataFrame:
     for metric in SUMMARY_METRICS:
         column = f"metrics.{metric}"
         frame[metric] = pd.to_numeric(runs[column], errors="coerce") if column in runs else np.nan
+    for column in sorted(c for c in runs.columns if c.startswith(f"metrics.{LOSS_PART_PREFIX}")):
+        frame[column.removeprefix("metrics.")] = pd.to_numeric(runs[column], errors="coerce")
+    if BETA_KL in frame:
+        frame[RAW_KL] = frame[BETA_KL] / frame["beta"].where(frame["beta"] > 0)
     return frame
+
+
+def loss_part_columns(frame: pd.DataFrame) -> list[str]:
+    """The final-epoch loss parts the runs logged (``train.loss.<part>``), then the raw KL where there is one."""
+    parts = [c for c in frame.columns if c.startswith(LOSS_PART_PREFIX) and frame[c].notna().any()]
+    return parts + ([RAW_KL] if RAW_KL in frame and frame[RAW_KL].notna().any() else [])
 
 
 def group_key(frame: pd.DataFrame) -> pd.Series:
@@ -126,7 +141,7 @@ def summary_markdown(summary: pd.DataFrame, metrics: Sequence[str] = SUMMARY_MET
         for metric in metrics:
             mean, sd = row[f"{metric} mean"], row[f"{metric} sd"]
             low, high = row[f"{metric} ci95_low"], row[f"{metric} ci95_high"]
-            digits = 1 if metric.startswith("train.") else 3
+            digits = 1 if metric.endswith("seconds") else 3
             cell = f"{mean:.{digits}f}"
             if not pd.isna(sd):
                 cell += f" ± {sd:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
@@ -333,6 +348,14 @@ def write_report(
         if summary[f"{metric} mean"].notna().any():
             save_figure(f"beta_{metric}.png", beta_figure(summary, metric, subtitle))
     save_figure("cost_tsne_kmeans.ari.png", cost_figure(frame, RANK_METRIC, subtitle))
+    parts = loss_part_columns(frame)
+    if parts:
+        trained = frame[frame[parts].notna().any(axis=1)]
+        part_summary = summarise(trained, parts)
+        save_text("loss_parts.csv", part_summary.to_csv(index=False))
+        save_text("loss_parts.md", _loss_parts_markdown(part_summary, parts, subtitle))
+        for part in parts:
+            save_figure(f"beta_{part}.png", beta_figure(part_summary, part, subtitle))
     if panels:
         save_figure("tsne_best.png", tsne_grid_figure(panels, subtitle))
     return Report(files, summary, paired)
@@ -359,6 +382,20 @@ def _paired_markdown(paired: pd.DataFrame) -> str:
             f"{r['holm_p']:.3g} | {r['holm_verdict']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _loss_parts_markdown(summary: pd.DataFrame, parts: Sequence[str], subtitle: str) -> str:
+    """The final epoch's training loss, part by part, of every trained entry and beta."""
+    lines = [
+        "# The parts of the training loss at the last epoch",
+        "",
+        f"{subtitle}. Each part is a mean over the cells of the last epoch (the parts of a run sum to its",
+        f"loss); {RAW_KL} is the KL divergence itself, {BETA_KL} / beta. Cells: mean ± sd [95% t-interval]",
+        "over seeds.",
+        "",
+        summary_markdown(summary, parts),
+    ]
+    return "\n".join(lines)
 
 
 def _scaled_markdown(summary: pd.DataFrame, subtitle: str) -> str:

@@ -280,7 +280,8 @@ def run_and_log(
         run.log_dict(config.params(), "config/config.json")
         outcome = fit_and_score(config, dataset, on_epoch)
         logging_start = time.perf_counter()
-        run.log_series("train.loss", outcome.training.losses)
+        curves = {f"train.loss.{part}": curve for part, curve in outcome.training.parts.items()}
+        run.log_curves({"train.loss": outcome.training.losses, **curves})
         run.log_metrics({**outcome.metrics, **data_seconds(dataset)})
         run.set_tags({"device": outcome.training.device, "latent_dims": outcome.latent.shape[1]})
         title = run_title(config, dataset)

@@ -137,9 +137,13 @@ class RunHandle:
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step, run_id=self.run_id)
 
-    def log_series(self, name: str, values: Sequence[float], first_step: int = 1) -> None:
-        """A stepped metric (one value per epoch, say) written in one batch."""
-        metrics = [Metric(name, float(v), 0, first_step + i) for i, v in enumerate(values)]
+    def log_curves(self, curves: dict[str, Sequence[float]], first_step: int = 1) -> None:
+        """Several stepped metrics (a loss and its parts per epoch, say) written together in batches."""
+        metrics = [
+            Metric(name, float(v), 0, first_step + i)
+            for name, values in curves.items()
+            for i, v in enumerate(values)
+        ]
         for start in range(0, len(metrics), 1000):
             self.client.log_batch(self.run_id, metrics=metrics[start : start + 1000], synchronous=True)
 

@@ -19,7 +19,7 @@ import torch
 
 from vaebench.errors import VaebenchError
 from vaebench.hardware import cpu_name, keep_freed_memory
-from vaebench.models.base import LatentModel
+from vaebench.models.base import LatentModel, check_loss_terms
 
 EpochCallback = Callable[[int, float], None]
 """Called after each epoch with (epoch number from 1, mean training loss); may raise to stop training."""
@@ -31,9 +31,11 @@ class TrainingDiverged(VaebenchError):
 
 @dataclass
 class TrainResult:
-    """What one training run measured: the loss curve and its timing, with the machine beside it."""
+    """What one training run measured: the loss curve, the curve of each named part of the loss (epoch means,
+    summing to the loss), and the timing, with the machine beside it."""
 
     losses: list[float] = field(default_factory=list)
+    parts: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     threads: int = 1
@@ -101,6 +103,8 @@ def train(
 
     The shuffling uses its own generator seeded by ``seed``; wall and CPU (process) seconds cover the
     epochs only, less the time spent in ``on_epoch`` (a tuning study's intermediate scoring).
+    The loss and its parts are summed on the device and read once per epoch; the first batch's
+    :class:`~vaebench.models.base.LossTerms` are checked (a scalar total, parts summing to it).
     A loss that becomes NaN or infinite raises :class:`TrainingDiverged` naming the epoch.
     """
     device = X.device
@@ -114,23 +118,30 @@ def train(
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
     callback_wall = callback_cpu = 0.0
+    part_names: list[str] = []
     for epoch in range(1, epochs + 1):
         order = torch.randperm(n_cells, generator=shuffle).to(device)
-        total = torch.zeros((), device=device)
+        sums: torch.Tensor | None = None  # the loss, then each part, summed over the epoch's cells
         for start in range(0, n_cells, batch_size):
             batch = X.index_select(0, order[start : start + batch_size])
             optimizer.zero_grad(set_to_none=True)
-            loss = model.loss(batch)
-            loss.backward()
+            terms = model.loss(batch)
+            if sums is None and epoch == 1:
+                check_loss_terms(terms, type(model).__name__)
+                part_names = list(terms.parts)
+            terms.total.backward()
             optimizer.step()
-            total += loss.detach() * batch.shape[0]
-        epoch_loss = float(total) / n_cells
+            values = torch.stack([terms.total.detach(), *(terms.parts[name].detach() for name in part_names)])
+            sums = values * batch.shape[0] if sums is None else sums.add_(values * batch.shape[0])
+        epoch_loss, *epoch_parts = (value / n_cells for value in sums.tolist())
         if not math.isfinite(epoch_loss):
             raise TrainingDiverged(
                 f"Training diverged: the loss became {epoch_loss} at epoch {epoch} of {epochs}; "
                 "try a smaller learning rate or beta."
             )
         result.losses.append(epoch_loss)
+        for name, value in zip(part_names, epoch_parts, strict=True):
+            result.parts.setdefault(name, []).append(value)
         if on_epoch is not None:
             hook_wall, hook_cpu = time.perf_counter(), time.process_time()
             on_epoch(epoch, epoch_loss)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from vaebench.models.architecture import Architecture, decoder, encoder_head, encoder_trunk
-from vaebench.models.base import LatentModel, squared_error
+from vaebench.models.base import LatentModel, LossTerms, squared_error
 
 
 class Autoencoder(LatentModel):
@@ -28,5 +28,6 @@ class Autoencoder(LatentModel):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        return squared_error(self.decoder(self.encoder(x)), x)
+    def loss(self, x: torch.Tensor) -> LossTerms:
+        reconstruction = squared_error(self.decoder(self.encoder(x)), x)
+        return LossTerms(reconstruction, {"reconstruction": reconstruction})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from vaebench.models.architecture import Architecture, decoder, encoder_head, encoder_trunk
-from vaebench.models.base import LatentModel, squared_error
+from vaebench.models.base import LatentModel, LossTerms, squared_error
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -37,7 +37,9 @@ class BetaVAE(LatentModel):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.posterior(x)[0]
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor) -> LossTerms:
         mu, logvar = self.posterior(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return squared_error(self.decoder(z), x) + self.beta * gaussian_kl(mu, logvar).mean()
+        reconstruction = squared_error(self.decoder(z), x)
+        beta_kl = self.beta * gaussian_kl(mu, logvar).mean()
+        return LossTerms(reconstruction + beta_kl, {"reconstruction": reconstruction, "beta_kl": beta_kl})

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from vaebench.models.architecture import Architecture, decoder, encoder_head, encoder_trunk
-from vaebench.models.base import LatentModel, squared_error
+from vaebench.models.base import LatentModel, LossTerms, squared_error
 
 _EPS = 1e-6
 
@@ -58,10 +58,12 @@ class BetaVSC(LatentModel):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.posterior(x)[0]
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor) -> LossTerms:
         mu, logvar, gamma = self.posterior(x)
         slab = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         selection = torch.sigmoid(self.c * (torch.rand_like(mu) + gamma - 1))
         x_hat = self.decoder(selection * slab)
         kl = spike_and_slab_kl(mu, logvar, gamma, self.alpha)
-        return squared_error(x_hat, x) + self.beta * kl.mean()
+        reconstruction = squared_error(x_hat, x)
+        beta_kl = self.beta * kl.mean()
+        return LossTerms(reconstruction + beta_kl, {"reconstruction": reconstruction, "beta_kl": beta_kl})
