@@ -149,6 +149,11 @@ def test_an_h5ad_brings_its_counts_layer_and_prepared_values_alone_have_none(tmp
     layered = DataSource(path=str(tmp_path / "layer.h5ad"), label_key="cell_type").load()
     np.testing.assert_array_equal(layered.counts.toarray(), raw.X.toarray())
     np.testing.assert_allclose(layered.X.toarray(), log_values.toarray())
+    # Other counts beside the same values are other data for a count model: another content hash.
+    with_layer.layers["counts"] = raw.X * 2
+    with_layer.write_h5ad(tmp_path / "layer2.h5ad")
+    other = DataSource(path=str(tmp_path / "layer2.h5ad"), label_key="cell_type").load()
+    assert other.content_hash() != layered.content_hash()
     plain = RunConfig(
         model="nb_vae", dataset=None, data_path=str(tmp_path / "plain.h5ad"), label_key="cell_type"
     )

@@ -146,10 +146,17 @@ class Dataset:
         return profile
 
     def content_hash(self) -> str:
-        """A short SHA-256 of the matrix, cell ids, gene names and labels: equal data, equal hash."""
+        """A short SHA-256 of the matrix, cell ids, gene names and labels: equal data, equal hash.
+
+        Counts a file brought beside its values (``layers["counts"]``) are hashed too; counts vaebench kept
+        while preparing ``X`` (``study``, ``standard``) are not: ``X`` and the preprocessing settings, which
+        are part of a run's configuration, already fix them, and hashes of earlier runs stay as they were.
+        """
         if not self._hash:
             digest = hashlib.sha256()
             matrix_digest(self.X, digest)
+            if self.raw_counts is not None and not self.preprocessing.startswith(("study", "standard")):
+                matrix_digest(self.raw_counts, digest)
             for values in (self.cell_ids, self.gene_names, self.labels):
                 digest.update("\x1f".join(map(str, values)).encode())
             self._hash.append(digest.hexdigest()[:16])
