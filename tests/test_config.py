@@ -46,6 +46,14 @@ def test_beta_is_ignored_by_models_without_one() -> None:
     assert RunConfig(model="pca", beta=7.0).validate().config_hash() == RunConfig(model="pca").config_hash()
 
 
+@pytest.mark.parametrize("model", ["pca", "random", "pca50"])
+def test_models_that_are_not_trained_neither_log_nor_hash_training_settings(model: str) -> None:
+    fitted = RunConfig(model=model, epochs=5, lr=0.1, batch_size=8, hidden=(4,)).validate()
+    assert fitted.config_hash() == RunConfig(model=model).validate().config_hash()
+    assert not {"epochs", "lr", "batch_size", "hidden"} & set(fitted.params())
+    assert RunConfig(model="ae", epochs=5).params()["epochs"] == 5
+
+
 def test_params_round_trip() -> None:
     config = RunConfig(model="beta_vsc", hidden=(64, 16), beta=0.5, threads=2)
     assert RunConfig.from_params(config.params()) == config

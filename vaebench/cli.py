@@ -90,7 +90,12 @@ def print_run_location(tracking_uri: str, experiment: str, run_id: str) -> None:
 
 @app.command()
 def run(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model to train (see `vaebench list`).")] = "ae",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", help="Model to train (see `vaebench list`), or your own as package.module:Class."
+        ),
+    ] = "ae",
     dataset: DatasetName = None,
     data: DataPath = None,
     labels: LabelsPath = None,
@@ -437,10 +442,10 @@ def list_registries() -> None:
     """Name the registered models, metrics and datasets."""
     from vaebench.data import DATASETS
     from vaebench.evaluate import METRICS
-    from vaebench.models import MODELS
+    from vaebench.models import all_models
 
     for title, rows in (
-        ("Models", [(m.name, m.description, m.reference) for m in MODELS.values()]),
+        ("Models", [(m.name, m.description, m.reference) for m in all_models().values()]),
         ("Metrics", [(m.name, m.description, m.reference) for m in METRICS.values()]),
         ("Datasets", [(d.name, d.description, f"labels: {d.default_label_key}") for d in DATASETS.values()]),
     ):

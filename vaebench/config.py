@@ -20,6 +20,9 @@ from vaebench.models.registry import MODEL_SPECIFIC_OPTIONS
 # (A file's path is left out too: the content hash of the data stands for it, so the same file read from
 # another folder, or copied elsewhere, is the same run.)
 EXECUTION_FIELDS = frozenset({"threads", "device", "progress", "tsne_3d", "data_path", "labels_path"})
+# Fields that only a trained network reads: a model that is fitted (pca) or drawn (the controls) neither
+# logs them nor hashes them, so its run does not claim to have trained for 200 epochs.
+TRAINING_FIELDS = ("epochs", "lr", "batch_size", "variant", "hidden", "vsc_alpha", "vsc_c", "flows")
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,13 @@ class RunConfig:
         }
         if unused:  # settings this model does not read: likewise out of the hash
             return replace(self, **unused).validate()
+        if not spec.is_torch and self.training_settings() != RunConfig().training_settings():
+            # nor have the training settings for a model that is not trained
+            return replace(self, **RunConfig().training_settings()).validate()
         return self
+
+    def training_settings(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in TRAINING_FIELDS}
 
     def data_source(self) -> DataSource:
         """Where this run's data come from and how they are prepared."""
@@ -147,9 +156,13 @@ class RunConfig:
             raise VaebenchError(f"--latent-dim {self.latent_dim} is not below the dataset's {n_cells} cells.")
 
     def params(self) -> dict[str, Any]:
-        """Flat parameters for logging: every field, tuples as comma-separated text, None as ``None``."""
+        """Flat parameters for logging: every field the model reads (a model that is not trained has no
+        epochs, learning rate, ...), tuples as comma-separated text, None as ``None``."""
+        unread = () if get_model(self.model).is_torch else TRAINING_FIELDS
         flat = {}
         for key, value in asdict(self).items():
+            if key in unread:
+                continue
             flat[key] = ",".join(map(str, value)) if isinstance(value, tuple) else value
         return flat
 

@@ -39,7 +39,12 @@ _HONESTY = "Honest evaluation"
 
 
 def tune(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model to tune (see `vaebench list`).")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", help="Model to tune (see `vaebench list`), or your own as package.module:Class."
+        ),
+    ],
     trials: Annotated[
         int,
         typer.Option(help="Total trials of the study; a continued study runs only the missing ones."),

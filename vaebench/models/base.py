@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +13,7 @@ from torch import nn
 from vaebench.errors import VaebenchError
 
 if TYPE_CHECKING:
-    from vaebench.models.registry import ModelOptions, SearchSpace
+    from vaebench.models.registry import ModelOptions
 
 PART_NAME = re.compile(r"[A-Za-z0-9_\-]+")
 """A loss part's name becomes the metric ``train.loss.<part>``: letters, digits, ``_`` and ``-`` only."""
@@ -105,15 +105,13 @@ class LatentModelProtocol(Protocol):
       mean to minimise and its named additive parts out (each part is logged as ``train.loss.<part>``);
     * scored through ``encode(batch) -> Tensor`` of cells x latent (deterministic: the posterior mean).
 
-    Optional class attributes: ``has_beta = True`` when the model reads ``options.beta`` (suites then sweep
+    Optional class attributes (read by :func:`vaebench.models.user.spec_for_class`; a protocol cannot
+    declare optional members): ``has_beta = True`` when the model reads ``options.beta`` (suites then sweep
     beta over it, reports plot against it); ``search_space``, the settings ``tune`` searches, in the
     registry's format ``{"lr": ("log_float", 1e-4, 1e-2), "hidden": ("categorical", ("128,32",)), ...}``
     (without one, ``tune`` searches lr, latent_dim, batch_size and epochs, and beta if it has one);
     ``reference``, the paper shown by ``vaebench list``. The docstring's first paragraph is its description.
     """
-
-    has_beta: ClassVar[bool]
-    search_space: ClassVar[SearchSpace]
 
     def __init__(self, n_genes: int, options: ModelOptions) -> None: ...
 

@@ -1,5 +1,8 @@
 """The model registry: the names users type, mapped to how each model is built and tuned.
 
+This module holds the built-in models; :func:`vaebench.models.get_model` also resolves a user's own model
+(``package.module:Class`` or an entry point, :mod:`vaebench.models.user`) into an entry of the same kind.
+
 Each entry declares its Optuna search space here, next to the model, as plain tuples
 ``(kind, low, high)`` or ``("categorical", choices)``; :mod:`vaebench.tune` turns them into
 distributions, so the models themselves know nothing of Optuna.
@@ -64,7 +67,7 @@ class ModelSpec:
         return self.build is not None
 
 
-_NETWORK_SPACE: SearchSpace = {
+NETWORK_SPACE: SearchSpace = {
     "lr": ("log_float", 1e-4, 1e-2),
     "latent_dim": ("int", 2, 32),
     "hidden": ("categorical", ("128,32", "256,64", "512,128", "800,400")),
@@ -88,7 +91,7 @@ register(
         build=lambda n_genes, o: Autoencoder(
             n_genes, o.latent_dim, architecture_for("ae", o.variant, o.hidden)
         ),
-        search_space=dict(_NETWORK_SPACE),
+        search_space=dict(NETWORK_SPACE),
     )
 )
 register(
@@ -100,7 +103,7 @@ register(
         build=lambda n_genes, o: BetaVAE(
             n_genes, o.latent_dim, architecture_for("beta_vae", o.variant, o.hidden), o.beta
         ),
-        search_space={**_NETWORK_SPACE, **_BETA_SPACE},
+        search_space={**NETWORK_SPACE, **_BETA_SPACE},
     )
 )
 register(
@@ -117,7 +120,7 @@ register(
             o.vsc_alpha,
             o.vsc_c,
         ),
-        search_space={**_NETWORK_SPACE, **_BETA_SPACE},
+        search_space={**NETWORK_SPACE, **_BETA_SPACE},
     )
 )
 register(
@@ -130,7 +133,7 @@ register(
         build=lambda n_genes, o: NegativeBinomialVAE(
             n_genes, o.latent_dim, architecture_for("nb_vae", o.variant, o.hidden), o.beta
         ),
-        search_space={**_NETWORK_SPACE, **_BETA_SPACE},
+        search_space={**NETWORK_SPACE, **_BETA_SPACE},
         needs_counts=True,
     )
 )
@@ -144,7 +147,7 @@ register(
         build=lambda n_genes, o: PlanarFlowVAE(
             n_genes, o.latent_dim, architecture_for("flow_vae", o.variant, o.hidden), o.beta, o.flows
         ),
-        search_space={**_NETWORK_SPACE, **_BETA_SPACE, "flows": ("int", 1, 16)},
+        search_space={**NETWORK_SPACE, **_BETA_SPACE, "flows": ("int", 1, 16)},
         options=("flows",),
     )
 )
@@ -181,8 +184,3 @@ register(
         control=True,
     )
 )
-
-
-def get_model(name: str) -> ModelSpec:
-    """The registered model called ``name``; an unknown name is answered with the known ones."""
-    return MODELS.lookup(name)
