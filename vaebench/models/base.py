@@ -36,6 +36,7 @@ class LossTerms(NamedTuple):
     ``total`` is the scalar the optimiser minimises (a mean over the batch's cells); ``parts`` maps a name
     (``"reconstruction"``, ``"beta_kl"``, ...) to a scalar batch mean, and the parts sum to ``total``, so
     that a beta sweep can be read term by term (``beta_kl`` is beta times the KL; divide by beta for the KL).
+    The idea is scvi-tools' ``LossOutput`` (Gayoso et al. 2022, Nat. Biotechnol.), kept to two fields.
     """
 
     total: torch.Tensor
