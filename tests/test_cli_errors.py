@@ -94,9 +94,11 @@ def test_latent_not_below_the_gene_count(files: dict[str, Path], tracking_uri: s
         (("--epochs", "0"), "--epochs must be at least 1"),
         (("--lr", "-0.1"), "--lr must be positive"),
         (("--lr", "0"), "--lr must be positive"),
-        (("--model", "vae"), "known models are: ae, beta_vae, beta_vsc, pca"),
+        (("--model", "vae"), "known models are: ae, beta_vae, beta_vsc, flow_vae, nb_vae, pca"),
         (("--dataset", "pbmc4k"), "pbmc68k"),
         (("--metrics", "nmi,accuracy"), "known metrics are"),
+        (("--model", "nb_vae", "--dataset", "digits"), "digits does not have"),
+        (("--model", "flow_vae", "--flows", "0"), "--flows must be at least 1"),
     ],
 )
 def test_impossible_settings_and_unknown_names(

@@ -56,10 +56,10 @@ def parents(runs: list) -> list:
     return [r for r in runs if r.data.tags.get("vaebench.role") == "suite"]
 
 
-def test_the_bundled_suites_load_and_the_default_has_sixty_points() -> None:
+def test_the_bundled_suites_load_and_the_default_has_eighty_points() -> None:
     default = load_suite("default")
-    # 3 networks x 4 betas x 5 seeds (the ae has no beta: 1) + pca and the two controls x 5 seeds.
-    assert len(default.grid()) == 60
+    # 4 networks x 4 betas x 5 seeds (the ae has no beta: 1) + pca and the two controls x 5 seeds.
+    assert len(default.grid()) == 80
     assert {c.model for c in default.grid()} >= {"random", "pca50"}
     assert default.dataset == "pbmc68k"
     seed = load_suite("seed")

@@ -126,6 +126,9 @@ def run(
     hidden: Annotated[
         str | None, typer.Option(help="Encoder trunk widths, e.g. 128,32 (decoder mirrors).")
     ] = None,
+    flows: Annotated[
+        int, typer.Option(help="Planar flows refining the posterior (flow_vae).")
+    ] = RunConfig.flows,
     perplexity: Annotated[
         float, typer.Option(help="t-SNE perplexity.", rich_help_panel="Evaluation")
     ] = RunConfig.perplexity,
@@ -227,6 +230,7 @@ def run(
             batch_size=batch_size,
             variant=variant,
             hidden=parse_hidden(hidden),
+            flows=flows,
             perplexity=perplexity,
             n_init=n_init,
             tsne_3d=tsne_3d,
@@ -242,7 +246,9 @@ def run(
 
         dataset_obj = load_for(config)
         uri = configure_tracking(tracking_uri, experiment)
-        what = f"for {config.epochs} epochs" if get_model(config.model).is_torch else "(fitted, no epochs)"
+        spec = get_model(config.model)
+        what = f"for {config.epochs} epochs" if spec.is_torch else "(fitted, no epochs)"
+        what += " on its raw counts" if spec.needs_counts else ""
         out.print(
             f"Training [bold]{config.model}[/] on {dataset_obj.name} ({dataset_obj.n_cells:,} cells x "
             f"{dataset_obj.n_genes:,} genes{', sparse' if dataset_obj.is_sparse else ''}, "

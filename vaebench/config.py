@@ -14,6 +14,7 @@ from vaebench.errors import VaebenchError
 from vaebench.evaluate.subsample import DEFAULT_TSNE_CELLS
 from vaebench.models import get_model
 from vaebench.models.architecture import VARIANTS
+from vaebench.models.registry import MODEL_SPECIFIC_OPTIONS
 
 # Fields that say how a run is executed, or what it draws, not what it scores: left out of the config hash.
 # (A file's path is left out too: the content hash of the data stands for it, so the same file read from
@@ -21,7 +22,7 @@ from vaebench.models.architecture import VARIANTS
 EXECUTION_FIELDS = frozenset({"threads", "device", "progress", "tsne_3d", "data_path", "labels_path"})
 # Fields that only a trained network reads: a model that is fitted (pca) or drawn (the controls) neither
 # logs them nor hashes them, so its run does not claim to have trained for 200 epochs.
-TRAINING_FIELDS = ("epochs", "lr", "batch_size", "variant", "hidden", "vsc_alpha", "vsc_c")
+TRAINING_FIELDS = ("epochs", "lr", "batch_size", "variant", "hidden", "vsc_alpha", "vsc_c", "flows")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class RunConfig:
     hidden: tuple[int, ...] | None = None
     vsc_alpha: float = 0.5
     vsc_c: float = 50.0
+    flows: int = 4
     perplexity: float = 40.0
     n_init: int = 100
     tsne_3d: bool = True
@@ -78,6 +80,7 @@ class RunConfig:
                 f"The VSC prior spike probability must lie in (0, 1), got {self.vsc_alpha}.",
             ),
             (self.vsc_c > 0, f"The VSC selection steepness c must be positive, got {self.vsc_c}."),
+            (self.flows >= 1, f"--flows must be at least 1, got {self.flows}."),
             (
                 self.variant in VARIANTS,
                 f"Unknown variant {self.variant!r}; known variants are: {', '.join(VARIANTS)}.",
@@ -106,9 +109,21 @@ class RunConfig:
         if resolved:
             return replace(self, **resolved).validate()
         self.data_source()  # checks the data settings (preprocessing, sizes, labels with a path)
+        if spec.needs_counts and self.dataset is not None:
+            from vaebench.data.registry import get_dataset_spec, no_counts_error
+
+            if not get_dataset_spec(self.dataset).has_counts:
+                raise no_counts_error(self.model, self.dataset)
         if not spec.has_beta and self.beta != RunConfig.beta:
             # beta has no meaning for this model; keep the hash independent of it.
             return replace(self, beta=RunConfig.beta).validate()
+        unused = {
+            name: getattr(RunConfig, name)
+            for name in MODEL_SPECIFIC_OPTIONS
+            if name not in spec.options and getattr(self, name) != getattr(RunConfig, name)
+        }
+        if unused:  # settings this model does not read: likewise out of the hash
+            return replace(self, **unused).validate()
         if not spec.is_torch and self.training_settings() != RunConfig().training_settings():
             # nor have the training settings for a model that is not trained
             return replace(self, **RunConfig().training_settings()).validate()

@@ -22,6 +22,7 @@ import torch
 from vaebench import __version__, tracking
 from vaebench.config import RunConfig
 from vaebench.data import Dataset
+from vaebench.data.registry import require_counts
 from vaebench.evaluate import (
     Evaluation,
     ProtocolSettings,
@@ -69,6 +70,8 @@ def load_for(config: RunConfig) -> Dataset:
     """The dataset a configuration names, prepared as it says, checked against the configuration."""
     dataset = config.validate().data_source().load()
     config.check_against(dataset.n_cells, dataset.n_genes)
+    if get_model(config.model).needs_counts:
+        require_counts(dataset, config.model)  # a user's file without counts: said before anything runs
     return dataset
 
 
@@ -96,9 +99,12 @@ def fit(
         hidden=config.hidden,
         vsc_alpha=config.vsc_alpha,
         vsc_c=config.vsc_c,
+        flows=config.flows,
     )
     model = spec.build(dataset.n_genes, options)
-    X = as_tensor(dataset.X, resolve_device(config.device))
+    # A count model (nb_vae) trains on, and encodes, the raw counts of the same cells and genes.
+    inputs = require_counts(dataset, config.model) if spec.needs_counts else dataset.X
+    X = as_tensor(inputs, resolve_device(config.device))
     callback: EpochCallback | None = None
     if on_epoch is not None:
 

@@ -1,13 +1,19 @@
-"""AnnData to :class:`Dataset`: float32 cells x genes (sparse stays sparse), the categorical annotations as labels."""
+"""AnnData to :class:`Dataset`: float32 cells x genes (sparse stays sparse), the categorical annotations as
+labels, and the raw counts of ``layers["counts"]`` when it holds them."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
 
 from vaebench.data.dataset import Dataset
-from vaebench.data.matrix import as_matrix
+from vaebench.data.matrix import Matrix, as_matrix, stored_values
 from vaebench.errors import VaebenchError
+
+log = logging.getLogger("vaebench")
+COUNTS_LAYER = "counts"
 
 
 def label_columns(obs: pd.DataFrame) -> pd.DataFrame:
@@ -38,6 +44,24 @@ def resolve_label_key(obs: pd.DataFrame, label_key: str | None, default: str | N
     )
 
 
+def counts_layer(adata: object, name: str) -> Matrix | None:
+    """``layers["counts"]`` as a float32 matrix when it holds raw counts (non-negative integers); a layer of
+    other values is left aside with a note, since a count model cannot use it."""
+    layers = getattr(adata, "layers", {})
+    if COUNTS_LAYER not in layers:
+        return None
+    counts = as_matrix(layers[COUNTS_LAYER], f"layers['{COUNTS_LAYER}'] of {name}")
+    values = stored_values(counts)
+    if values.size == 0 or (values.min() >= 0 and np.array_equal(values, np.floor(values))):
+        return counts
+    log.warning(
+        "layers['%s'] of %s does not hold raw counts (non-negative integers); it is ignored.",
+        COUNTS_LAYER,
+        name,
+    )
+    return None
+
+
 def dataset_from_anndata(
     adata: object,
     name: str,
@@ -61,4 +85,5 @@ def dataset_from_anndata(
         gene_names=np.asarray(adata.var_names.astype(str)),  # type: ignore[attr-defined]
         description=description,
         preprocessing=preprocessing,
+        raw_counts=counts_layer(adata, name),
     )

@@ -9,9 +9,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vaebench.data.matrix import Matrix, as_matrix, count_non_finite
+from vaebench.data.matrix import Matrix, as_matrix, count_non_finite, is_raw_counts
 from vaebench.data.matrix import digest as matrix_digest
 from vaebench.errors import VaebenchError
+
+
+def _needs_conversion(matrix: Matrix) -> bool:
+    return matrix.dtype != np.float32 or (sp.issparse(matrix) and not isinstance(matrix, sp.csr_matrix))
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,11 @@ class Dataset:
 
     ``obs`` holds every per-cell annotation the source had (one row per cell, in the order of ``X``);
     ``label_key`` names the column used as ground truth for scoring.
+
+    ``raw_counts`` holds the raw counts of the same cells and genes when ``X`` was prepared from counts
+    (``--preprocess standard`` or ``study``, or a ``layers["counts"]`` an ``.h5ad`` brought along): what
+    count models (``nb_vae``) train on. :attr:`counts` is that matrix, or ``X`` itself when ``X`` holds
+    raw counts, or None.
     """
 
     name: str
@@ -34,15 +43,26 @@ class Dataset:
     gene_names: np.ndarray
     description: str = ""
     preprocessing: str = "none"
+    raw_counts: Matrix | None = field(default=None, repr=False, compare=False)
     provenance: dict = field(default_factory=dict, repr=False, compare=False)
     _hash: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.X.ndim != 2:
             raise VaebenchError(f"Dataset {self.name!r} is not a 2-d cells x genes matrix.")
-        if self.X.dtype != np.float32 or (sp.issparse(self.X) and not isinstance(self.X, sp.csr_matrix)):
+        if _needs_conversion(self.X):
             object.__setattr__(self, "X", as_matrix(self.X, self.name))
         n_cells, n_genes = self.X.shape
+        if self.raw_counts is not None:
+            if _needs_conversion(self.raw_counts):
+                object.__setattr__(
+                    self, "raw_counts", as_matrix(self.raw_counts, f"The counts of {self.name!r}")
+                )
+            if self.raw_counts.shape != self.X.shape:
+                raise VaebenchError(
+                    f"Dataset {self.name!r} has counts of {self.raw_counts.shape[0]} x {self.raw_counts.shape[1]} "
+                    f"but a matrix of {n_cells} x {n_genes}; they must cover the same cells and genes."
+                )
         if n_cells < 2:
             raise VaebenchError(f"Dataset {self.name!r} has {n_cells} cell(s); at least two are needed.")
         bad = count_non_finite(self.X)
@@ -86,6 +106,13 @@ class Dataset:
         return sp.issparse(self.X)
 
     @property
+    def counts(self) -> Matrix | None:
+        """The raw counts of these cells and genes (sparse when they were), or None when there are none."""
+        if self.raw_counts is not None:
+            return self.raw_counts
+        return self.X if is_raw_counts(self.X) else None
+
+    @property
     def n_cells(self) -> int:
         return int(self.X.shape[0])
 
@@ -119,10 +146,17 @@ class Dataset:
         return profile
 
     def content_hash(self) -> str:
-        """A short SHA-256 of the matrix, cell ids, gene names and labels: equal data, equal hash."""
+        """A short SHA-256 of the matrix, cell ids, gene names and labels: equal data, equal hash.
+
+        Counts a file brought beside its values (``layers["counts"]``) are hashed too; counts vaebench kept
+        while preparing ``X`` (``study``, ``standard``) are not: ``X`` and the preprocessing settings, which
+        are part of a run's configuration, already fix them, and hashes of earlier runs stay as they were.
+        """
         if not self._hash:
             digest = hashlib.sha256()
             matrix_digest(self.X, digest)
+            if self.raw_counts is not None and not self.preprocessing.startswith(("study", "standard")):
+                matrix_digest(self.raw_counts, digest)
             for values in (self.cell_ids, self.gene_names, self.labels):
                 digest.update("\x1f".join(map(str, values)).encode())
             self._hash.append(digest.hexdigest()[:16])

@@ -48,7 +48,8 @@ def load_pbmc3k(label_key: str | None = None) -> Dataset:
     folder = cache_dir()
     raw_path, labels_path = _downloads()
     key = (sha256_of(raw_path)[:12], sha256_of(labels_path)[:12])
-    prepared = folder / f"pbmc3k_study_{key[0]}_{key[1]}.h5ad"
+    # "counts": the file keeps the raw counts of its cells and genes too (earlier files did not).
+    prepared = folder / f"pbmc3k_study_counts_{key[0]}_{key[1]}.h5ad"
     if prepared.exists():
         adata = anndata.read_h5ad(prepared)
     else:

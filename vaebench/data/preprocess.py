@@ -9,6 +9,9 @@
   RNA-seq analysis", Mol. Syst. Biol. 15): library sizes normalised to 10,000, log1p, the ``n_top_genes``
   most variable genes (Seurat's dispersion method, Satija et al. 2015), and optionally each gene scaled to
   unit variance and clipped at 10. Without scaling the matrix stays sparse.
+
+Both keep the raw counts of the cells and genes they keep, in ``layers["counts"]`` (sparse when the input
+was): count models such as ``nb_vae`` (Lopez et al. 2018) train on them, every other model on ``X``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from vaebench.data.anndata_io import COUNTS_LAYER
 from vaebench.data.dataset import Dataset
 from vaebench.data.matrix import as_matrix, is_raw_counts
 from vaebench.errors import VaebenchError
@@ -29,11 +33,18 @@ def check_mode(mode: str | None) -> None:
         raise VaebenchError(f"Unknown preprocessing {mode!r}; choose one of: {', '.join(PREPROCESSING)}.")
 
 
+def keep_counts(adata) -> None:  # type: ignore[no-untyped-def]
+    """Put a copy of the raw counts in ``layers["counts"]`` before ``X`` is normalised in place; later cell
+    and gene filters subset the layer with ``X``."""
+    adata.layers[COUNTS_LAYER] = as_matrix(adata.X, "the counts").copy()
+
+
 def study_preprocess(adata):  # type: ignore[no-untyped-def]
     """QC, log-normalisation and scaling of raw counts, returning a new AnnData of float32 values."""
     import scanpy as sc
 
     adata = adata.copy()
+    keep_counts(adata)
     adata.var_names_make_unique()
     sc.pp.filter_cells(adata, min_genes=200)
     sc.pp.filter_genes(adata, min_cells=3)
@@ -59,6 +70,7 @@ def standard_preprocess(  # type: ignore[no-untyped-def]
 
     if copy:
         adata = adata.copy()
+    keep_counts(adata)
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     if adata.n_vars > n_top_genes:
@@ -76,11 +88,14 @@ def to_anndata(dataset: Dataset):  # type: ignore[no-untyped-def]
 
     obs = dataset.obs.copy()
     obs.index = pd.Index(dataset.cell_ids.astype(str))
-    return anndata.AnnData(X=dataset.X, obs=obs, var=pd.DataFrame(index=dataset.gene_names.astype(str)))
+    layers = {} if dataset.raw_counts is None else {COUNTS_LAYER: dataset.raw_counts}
+    return anndata.AnnData(
+        X=dataset.X, obs=obs, var=pd.DataFrame(index=dataset.gene_names.astype(str)), layers=layers
+    )
 
 
 def from_anndata(adata, like: Dataset, preprocessing: str) -> Dataset:  # type: ignore[no-untyped-def]
-    """A :class:`Dataset` with ``like``'s name and labels from a (preprocessed) AnnData."""
+    """A :class:`Dataset` with ``like``'s name and labels from a (preprocessed) AnnData, with its counts."""
     return Dataset(
         name=like.name,
         X=as_matrix(adata.X, like.name),
@@ -90,6 +105,7 @@ def from_anndata(adata, like: Dataset, preprocessing: str) -> Dataset:  # type: 
         gene_names=np.asarray(adata.var_names.astype(str)),
         description=like.description,
         preprocessing=preprocessing,
+        raw_counts=adata.layers.get(COUNTS_LAYER),
     )
 
 

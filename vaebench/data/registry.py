@@ -9,9 +9,11 @@ from pathlib import Path
 from vaebench.data.anndata_io import dataset_from_anndata
 from vaebench.data.dataset import Dataset
 from vaebench.data.digits import load_digits_dataset
+from vaebench.data.matrix import Matrix
 from vaebench.data.pbmc3k import DEFAULT_LABEL_KEY as PBMC3K_LABEL_KEY
 from vaebench.data.pbmc3k import load_pbmc3k, load_pbmc3k_counts
 from vaebench.data.synthetic import make_synthetic, make_synthetic_counts
+from vaebench.errors import VaebenchError
 from vaebench.registry import Registry
 
 DEFAULT_DATASET = "pbmc68k"
@@ -33,6 +35,8 @@ class DatasetSpec:
     """The preprocessing ``load`` itself applies (``study`` for pbmc3k); ``none``: the values as shipped."""
     load_counts: Callable[[str | None], Dataset] | None = None
     """The raw counts of a dataset whose ``load`` prepares them, for another ``--preprocess``."""
+    has_counts: bool = False
+    """Raw counts come with it, whatever the preprocessing (what count models such as ``nb_vae`` need)."""
 
 
 def _pbmc68k(label_key: str | None) -> Dataset:
@@ -80,6 +84,7 @@ register(
         offline=False,
         native_preprocess="study",
         load_counts=load_pbmc3k_counts,
+        has_counts=True,
     )
 )
 register(
@@ -99,6 +104,7 @@ register(
         "cell_type",
         _synthetic_counts,
         sized=True,
+        has_counts=True,
     )
 )
 register(
@@ -111,6 +117,26 @@ register(
         ),
     )
 )
+
+
+def datasets_with_counts() -> list[str]:
+    return [spec.name for spec in DATASETS.values() if spec.has_counts]
+
+
+def require_counts(dataset: Dataset, model: str) -> Matrix:
+    """The dataset's raw counts, or one sentence naming the datasets that have them."""
+    counts = dataset.counts
+    if counts is None:
+        raise no_counts_error(model, dataset.name)
+    return counts
+
+
+def no_counts_error(model: str, data_name: str) -> VaebenchError:
+    return VaebenchError(
+        f"{model} models raw counts, which {data_name} does not have; run it on a dataset with counts "
+        f"({', '.join(datasets_with_counts())}) or on your own .h5ad with integer X or layers['counts'], "
+        "a 10x folder or an integer CSV."
+    )
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:

@@ -9,9 +9,10 @@ only way vaebench turns that into a :class:`Dataset`:
    the matrix holds raw counts (non-negative integers), ``standard``, said in one sentence on stderr, since
    a network trained on raw counts is dominated by library size and a few highly expressed genes (a user
    who wants raw counts says ``--preprocess none``); else the values as they are;
-3. prepare it once: the prepared matrix is cached on disk (``$VAEBENCH_DATA_DIR/prepared/``) under the
-   input's content hash and the preprocessing settings, and in the process, so the runs of a suite (and
-   its worker processes) prepare it once.
+3. prepare it once: the prepared matrix, with the raw counts of its cells and genes (``layers["counts"]``,
+   for count models), is cached on disk (``$VAEBENCH_DATA_DIR/prepared/``) under the input's content hash
+   and the preprocessing settings, and in the process, so the runs of a suite (and its worker processes)
+   prepare it once.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from vaebench.data.preprocess import DEFAULT_N_TOP_GENES, check_mode, preprocess
 from vaebench.errors import VaebenchError
 
 log = logging.getLogger("vaebench")
-CACHE_FORMAT = 1  # bump when the preprocessing code changes what it produces
+CACHE_FORMAT = 2  # bump when the preprocessing code changes what it produces (2: the counts kept beside X)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from torch import nn
 from vaebench.models.ae import Autoencoder
 from vaebench.models.architecture import architecture_for
 from vaebench.models.controls import RandomEmbedding, pca_true_features
+from vaebench.models.flow_vae import PlanarFlowVAE
+from vaebench.models.nb_vae import NegativeBinomialVAE
 from vaebench.models.pca import PCAModel
 from vaebench.models.vae import BetaVAE
 from vaebench.models.vsc import BetaVSC
@@ -39,12 +41,15 @@ class ModelOptions:
     hidden: tuple[int, ...] | None = None
     vsc_alpha: float = 0.5
     vsc_c: float = 50.0
+    flows: int = 4
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered model: ``build`` makes a torch network; models that are not networks (the PCA baseline,
-    the controls) give ``baseline`` instead. ``control`` marks the floor/ceiling reports scale between."""
+    the controls) give ``baseline`` instead. ``control`` marks the floor/ceiling reports scale between.
+    ``needs_counts``: the network trains on the dataset's raw counts instead of its prepared matrix.
+    ``options``: the model-specific settings it reads (such as ``flows``); other models ignore them."""
 
     name: str
     description: str
@@ -54,6 +59,8 @@ class ModelSpec:
     search_space: SearchSpace = field(default_factory=dict)
     baseline: FitBaseline | None = None
     control: bool = False
+    needs_counts: bool = False
+    options: tuple[str, ...] = ()
 
     @property
     def is_torch(self) -> bool:
@@ -68,6 +75,8 @@ NETWORK_SPACE: SearchSpace = {
     "epochs": ("int", 50, 300),
 }
 _BETA_SPACE: SearchSpace = {"beta": ("log_float", 0.1, 10.0)}
+MODEL_SPECIFIC_OPTIONS = ("flows",)
+"""Settings only some models read (``ModelSpec.options``); the others keep them at the default."""
 
 MODELS: Registry[ModelSpec] = Registry("model")
 register = MODELS.register
@@ -112,6 +121,34 @@ register(
             o.vsc_c,
         ),
         search_space={**NETWORK_SPACE, **_BETA_SPACE},
+    )
+)
+register(
+    ModelSpec(
+        name="nb_vae",
+        description="VAE on raw counts: log1p encoder, negative-binomial decoder with observed library size "
+        "and gene-wise dispersion, beta-weighted KL (needs counts)",
+        reference="Lopez et al. 2018, Nat. Methods 15 (scVI); Higgins et al. 2017, ICLR",
+        has_beta=True,
+        build=lambda n_genes, o: NegativeBinomialVAE(
+            n_genes, o.latent_dim, architecture_for("nb_vae", o.variant, o.hidden), o.beta
+        ),
+        search_space={**NETWORK_SPACE, **_BETA_SPACE},
+        needs_counts=True,
+    )
+)
+register(
+    ModelSpec(
+        name="flow_vae",
+        description="beta-VAE whose Gaussian posterior is refined by --flows K planar flows (Monte Carlo KL); "
+        "the study's future work",
+        reference="Rezende & Mohamed 2015, ICML (planar flows); Higgins et al. 2017, ICLR",
+        has_beta=True,
+        build=lambda n_genes, o: PlanarFlowVAE(
+            n_genes, o.latent_dim, architecture_for("flow_vae", o.variant, o.hidden), o.beta, o.flows
+        ),
+        search_space={**NETWORK_SPACE, **_BETA_SPACE, "flows": ("int", 1, 16)},
+        options=("flows",),
     )
 )
 register(
