@@ -115,6 +115,7 @@ def test_registry_names_are_the_cli_vocabulary_and_unknown_names_list_them() -> 
     assert get_model("beta_vsc").has_beta and not get_model("ae").has_beta
     # (models of one's own that other tests resolved in this process, and entry points, are listed too)
     with pytest.raises(
-        VaebenchError, match=r"Unknown model 'vae'; known models are: ae, beta_vae, beta_vsc, flow_vae, nb_vae, .*pca"
+        VaebenchError,
+        match=r"Unknown model 'vae'; known models are: ae, beta_vae, beta_vsc, flow_vae, nb_vae, .*pca",
     ):
         get_model("vae")
