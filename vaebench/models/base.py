@@ -111,7 +111,9 @@ class LatentModelProtocol(Protocol):
     beta over it, reports plot against it); ``search_space``, the settings ``tune`` searches, in the
     registry's format ``{"lr": ("log_float", 1e-4, 1e-2), "hidden": ("categorical", ("128,32",)), ...}``
     (without one, ``tune`` searches lr, latent_dim, batch_size and epochs, and beta if it has one);
-    ``reference``, the paper shown by ``vaebench list``. The docstring's first paragraph is its description.
+    ``reference``, the paper shown by ``vaebench list``; ``needs_counts = True`` when ``loss`` and ``encode``
+    expect the raw counts rather than the prepared matrix (the model is then refused on data without counts).
+    The docstring's first paragraph is its description.
     """
 
     def __init__(self, n_genes: int, options: ModelOptions) -> None: ...

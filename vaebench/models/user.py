@@ -144,6 +144,7 @@ def spec_for_class(name: str, cls: Any) -> ModelSpec:
         has_beta=has_beta,
         build=lambda n_genes, options: cls(n_genes, options),
         search_space=space,
+        needs_counts=bool(getattr(cls, "needs_counts", False)),
     )
 
 
