@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vaebench.executor.stopping import set_parent_death_signal
+
 PG_BIN_DIRS = (Path("/usr/lib/postgresql/15/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin")))
 
 
@@ -118,13 +120,21 @@ class Services:
         self.logs.append(log)
         handle = log.open("w")
         process = subprocess.Popen(
-            list(command), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root
+            list(command),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.root,
+            # A test process killed before its clean-up (an interrupted pytest-xdist worker) takes its
+            # services with it.
+            preexec_fn=set_parent_death_signal,
         )
         self.processes.append(process)
         return process
 
-    def start_mlflow(self, database: str = "mlflow") -> None:
-        port = free_port()
+    def start_mlflow(self, database: str = "mlflow", port: int | None = None) -> None:
+        """The tracking server on ``port`` (a free one by default), serving artifacts from ``root``."""
+        port = port or free_port()
         artifacts = self.root / "mlflow-artifacts"
         self.spawn(
             "mlflow",
@@ -153,6 +163,13 @@ class Services:
             if "mlflow" in " ".join(map(str, process.args)):
                 _end(process)
                 self.processes.remove(process)
+
+    def restart_mlflow(self) -> None:
+        """Stop the tracking server and start it again at the same address (as an upgrade or a crash
+        followed by systemd's restart would)."""
+        port = int(self.mlflow_uri.rsplit(":", 1)[1])
+        self.stop_mlflow()
+        self.start_mlflow(port=port)
 
     def start_dask(self, workers: int = 2) -> None:
         port = free_port()
