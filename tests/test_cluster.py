@@ -142,7 +142,7 @@ def test_two_invocations_at_once_run_each_point_once_and_neither_fails(
 
 def wait_for_running_children(cluster: Services, experiment: str, count: int) -> list:
     """The RUNNING child runs once ``count`` of them have logged their parameters (they are training)."""
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         running = [
             k
@@ -155,21 +155,12 @@ def wait_for_running_children(cluster: Services, experiment: str, count: int) ->
     raise AssertionError(f"{count} run(s) did not start on the cluster in time")
 
 
-def wait_until_no_run_is_running(cluster: Services, experiment: str, seconds: float) -> list:
-    deadline = time.monotonic() + seconds
-    while True:
-        runs = experiment_runs(cluster.mlflow_uri, experiment)
-        if all(r.info.status != "RUNNING" for r in runs) or time.monotonic() > deadline:
-            return runs
-        time.sleep(0.5)
-
-
 def start(command: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_sigterm_to_the_client_ends_its_runs_on_the_workers_killed(cluster: Services, tmp_path: Path) -> None:
-    path = suite_file(tmp_path, models=("ae",), seeds=(0, 1), epochs=3000)
+    path = suite_file(tmp_path, models=("ae",), seeds=(0, 1), epochs=20_000)
     command = [sys.executable, "-m", "vaebench", "run", "--suite", str(path)]
     process = start([*command, *cluster_args(cluster, "client-stopped")], tmp_path)
     try:
@@ -182,14 +173,34 @@ def test_sigterm_to_the_client_ends_its_runs_on_the_workers_killed(cluster: Serv
             process.wait()
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert "Traceback" not in stderr
-    # The workers hear that their tasks were released and end the runs at their next epoch.
-    runs = wait_until_no_run_is_running(cluster, "client-stopped", 30)
+    # The client ends its parent and the runs in flight KILLED on its way out ("stopped by SIGTERM"); the
+    # workers hear that their tasks were released and stop training at the next epoch, long before the
+    # 20,000 epochs would end, and end the runs KILLED too with their own reason (whichever of the two
+    # writes last leaves its reason).
+    wait_until_no_task_executes(cluster, 60)
+    runs = experiment_runs(cluster.mlflow_uri, "client-stopped")
     (parent,) = parents(runs)
     assert parent.info.status == "KILLED"
     assert parent.data.tags["failure_reason"] == "stopped by SIGTERM"
     kids = children(runs)
     assert [k.info.status for k in kids] == ["KILLED", "KILLED"]
-    assert {k.data.tags["failure_reason"] for k in kids} == {"its client went away (the task was cancelled)"}
+    reasons = {"stopped by SIGTERM", "its client went away (the task was cancelled)"}
+    assert {k.data.tags["failure_reason"] for k in kids} <= reasons
+
+
+def executing(dask_worker) -> int:
+    """Tasks a Dask worker is still running, those whose client released them included."""
+    return len(dask_worker.state.executing)
+
+
+def wait_until_no_task_executes(cluster: Services, seconds: float) -> None:
+    from distributed import Client
+
+    with Client(cluster.scheduler, timeout=10) as client:
+        deadline = time.monotonic() + seconds
+        while sum(counts := client.run(executing).values()) > 0:
+            assert time.monotonic() < deadline, f"the workers still run tasks: {counts}"
+            time.sleep(0.5)
 
 
 def test_a_tracking_server_restarted_mid_suite_loses_nothing_and_a_rerun_completes(
@@ -246,7 +257,7 @@ def test_a_study_on_the_cluster_continues_after_a_worker_is_killed_mid_trial(
     ]  # fmt: skip
     process = start(command, tmp_path)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240
         victim = None
         while victim is None and time.monotonic() < deadline:
             assert process.poll() is None, process.communicate()[1]
@@ -267,7 +278,7 @@ def test_a_study_on_the_cluster_continues_after_a_worker_is_killed_mid_trial(
             process.kill()
             process.wait()
     assert process.returncode == 0, stderr
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr, stderr
     trials = optuna.load_study(study_name="worker-killed", storage=storage).trials
     states = [t.state for t in trials]
     assert states.count(TrialState.COMPLETE) == 3, stderr  # the asked number, the killed one not counted

@@ -75,6 +75,10 @@ def _in_worker(
     return function(*args)
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def run_on_cluster(
     client: Any,
     function: Callable[..., Any],
@@ -84,14 +88,17 @@ def run_on_cluster(
 ) -> Iterator[TaskOutcome]:
     """Submit ``function(*item)`` for every item and yield a :class:`TaskOutcome` as each ends; a task
     whose workers kept dying (Dask's ``KilledWorker``) or that raised is an outcome with its reason, not an
-    error. The initializer's arguments (a dataset, say) are sent once to every worker. Tasks still
+    error. The initializer's arguments (a dataset, say) are sent once and fetched by each worker. Tasks still
     pending when the caller stops (Ctrl-C, an error) are cancelled."""
     import uuid
 
     from distributed import as_completed
 
     token = uuid.uuid4().hex
-    shared = client.scatter([initargs], broadcast=True)[0] if initargs else ()
+    # The arguments go out as a task's result, not scattered: Dask's memory manager keeps a single copy of
+    # data, and scattered data whose worker dies is lost with every task that needs it, whereas a task's
+    # result is computed again on another worker.
+    shared = client.submit(_same, initargs, pure=False) if initargs else ()
     futures = {
         client.submit(_in_worker, token, initializer, shared, function, *item, pure=False): index
         for index, item in enumerate(items)
@@ -105,7 +112,7 @@ def run_on_cluster(
                 continue
             yield TaskOutcome(futures[future], value)
     finally:
-        client.cancel(list(futures), force=True)
+        client.cancel([*futures, *([shared] if initargs else [])], force=True)
 
 
 class StopIfCancelled:
