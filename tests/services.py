@@ -155,7 +155,9 @@ class Services:
         )
         self.mlflow_uri = f"http://127.0.0.1:{port}"
         wait_for(
-            lambda: urllib.request.urlopen(f"{self.mlflow_uri}/health", timeout=2).status == 200, 90, "MLflow"
+            lambda: urllib.request.urlopen(f"{self.mlflow_uri}/health", timeout=2).status == 200,
+            180,
+            "MLflow",
         )
 
     def stop_mlflow(self) -> None:
@@ -193,7 +195,7 @@ class Services:
             with Client(self.scheduler, timeout=5) as client:
                 return len(client.scheduler_info(n_workers=-1)["workers"]) >= workers
 
-        wait_for(ready, 90, "the Dask workers")
+        wait_for(ready, 180, "the Dask workers")
 
     def start_worker(self, index: int) -> subprocess.Popen:
         return self.spawn(
