@@ -152,6 +152,10 @@ class Services:
             str(port),
             "--workers",
             "2",
+            # uvicorn restarts a worker that does not answer its health check within 5 s; on a loaded
+            # machine a worker still importing MLflow never would, and the server would never come up.
+            "--uvicorn-opts",
+            "--timeout-worker-healthcheck 60",
         )
         self.mlflow_uri = f"http://127.0.0.1:{port}"
         wait_for(
