@@ -9,8 +9,8 @@ from sklearn.metrics import silhouette_samples
 
 from vaebench.evaluate import ProtocolSettings, evaluate_embedding
 from vaebench.evaluate.neighbours import knn_preservation, trustworthiness
-from vaebench.evaluate.sampling import dense_rows, subsample_cells
 from vaebench.evaluate.scib import asw_label, clisi, isolated_label, leiden_nmi_ari
+from vaebench.evaluate.subsample import dense_rows, sampled_rows, uniform_sample
 from vaebench.models import get_model
 from vaebench.models.controls import RandomEmbedding, pca_true_features
 
@@ -120,12 +120,22 @@ def test_structure_scores_read_sparse_input_like_dense_and_subsample_by_seed(sco
 
 
 def test_subsample_is_seeded_capped_and_densifies_only_its_rows() -> None:
-    assert list(subsample_cells(5, 10, seed=0)) == [0, 1, 2, 3, 4]
-    rows = subsample_cells(1000, 50, seed=7)
+    assert list(uniform_sample(5, 10, seed=0)) == [0, 1, 2, 3, 4]
+    rows = uniform_sample(1000, 50, seed=7)
     assert len(rows) == 50 and len(set(rows)) == 50 and list(rows) == sorted(rows)
-    np.testing.assert_array_equal(rows, subsample_cells(1000, 50, seed=7))
+    np.testing.assert_array_equal(rows, uniform_sample(1000, 50, seed=7))
     matrix = sp.random(1000, 20, density=0.1, format="csr", random_state=0)
     np.testing.assert_array_equal(dense_rows(matrix, rows), matrix.toarray()[rows])
+
+
+def test_label_scores_on_a_sample_keep_a_rare_cell_type() -> None:
+    """Above their cap the label scores see a stratified sample: a type of 0.3 % of the cells is still
+    scored (a uniform sample of 100 of 3,000 cells would often miss all 9 of its cells)."""
+    labels = np.array(["common"] * 2991 + ["rare"] * 9)
+    for seed in range(5):
+        rows = sampled_rows(labels, 100, seed)
+        assert len(rows) == 100 and "rare" in labels[rows]
+    assert list(sampled_rows(labels, 3000, seed=0)) == list(range(3000))
 
 
 def test_protocol_logs_each_new_metric_and_its_seconds_and_structure_needs_the_input() -> None:

@@ -69,8 +69,9 @@ class Suite:
             betas = self.betas if get_model(model).has_beta else (RunConfig.beta,)
             for beta in betas:
                 for seed in self.seeds:
-                    # The 3-d t-SNE is a figure, not a score: one per model and beta (the first seed's).
-                    tsne_3d = base.tsne_3d and seed == self.seeds[0]
+                    # The 3-d t-SNE is a figure, not a score: one per model and beta (the first seed's),
+                    # and none for the controls, whose pictures show nothing the scores don't.
+                    tsne_3d = base.tsne_3d and seed == self.seeds[0] and not get_model(model).control
                     point = replace(base, model=model, beta=float(beta), seed=int(seed), tsne_3d=tsne_3d)
                     configs.append(point.validate())
         return configs
@@ -197,6 +198,15 @@ def point_label(config: RunConfig) -> str:
     return f"{config.model}{beta} seed={config.seed}"
 
 
+def expected_cost(spec: RunSpec) -> tuple[bool, bool]:
+    """What orders a suite's points, longest first: a 3-d t-SNE costs most, then training a network.
+
+    With the longest runs started first, the workers finish together instead of one of them running a
+    long point alone at the end.
+    """
+    return spec.config.tsne_3d, get_model(spec.config.model).is_torch
+
+
 def dataset_of(config: RunConfig) -> Dataset:
     """The grid point's data, loaded (and prepared) once per process for the whole suite (the executor's
     workers call it)."""
@@ -290,6 +300,7 @@ def _run_suite(
         todo = [
             RunSpec(replace(s.config, threads=s.config.threads or threads), child_tags, s.key) for s in todo
         ]
+        todo.sort(key=expected_cost, reverse=True)
         job = RunJob(parent.run_id, data=dataset_of)
         results = [*skipped, *held]
         total = len(todo)

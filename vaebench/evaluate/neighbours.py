@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
-from vaebench.evaluate.sampling import dense_rows, subsample_cells
+from vaebench.evaluate.subsample import dense_rows, uniform_sample
 
 MAX_CELLS = 3000
 """Cells compared at most (a seeded uniform sample above that): trustworthiness ranks all pairs."""
@@ -26,7 +26,7 @@ def _paired_sample(
 ) -> tuple[np.ndarray, np.ndarray]:
     if inputs.shape[0] != embedding.shape[0]:
         raise ValueError(f"The input has {inputs.shape[0]} cells but the embedding {embedding.shape[0]}.")
-    rows = subsample_cells(embedding.shape[0], max_cells, seed)
+    rows = uniform_sample(embedding.shape[0], max_cells, seed)
     return dense_rows(inputs, rows), np.asarray(embedding, dtype=np.float64)[rows]
 
 

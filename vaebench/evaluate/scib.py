@@ -21,10 +21,11 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_samples
 from sklearn.neighbors import KNeighborsTransformer
 
-from vaebench.evaluate.sampling import subsample_cells
+from vaebench.evaluate.subsample import sampled_rows
 
 MAX_CELLS = 5000
-"""Cells scored at most by each function here (a seeded uniform sample above that)."""
+"""Cells scored at most by each function here (above that, a seeded sample stratified by label, so that a
+rare cell type keeps its share)."""
 LEIDEN_RESOLUTIONS = tuple(round(2 * i / 10, 1) for i in range(1, 11))
 """scib-metrics' sweep: 0.2, 0.4, ..., 2.0."""
 LEIDEN_NEIGHBOURS = 15
@@ -34,7 +35,7 @@ LISI_PERPLEXITY = 30.0
 def _sample(
     embedding: np.ndarray, labels: np.ndarray, max_cells: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    rows = subsample_cells(len(labels), max_cells, seed)
+    rows = sampled_rows(labels, max_cells, seed)
     return np.asarray(embedding, dtype=np.float64)[rows], np.asarray(labels).astype(str)[rows]
 
 
@@ -159,7 +160,7 @@ def isolated_label(
     so the score is the silhouette averaged per label and then over labels: unlike ``asw_label``, a rare
     cell type weighs as much as a common one.
     """
-    rows = subsample_cells(len(labels), max_cells, seed)
+    rows = sampled_rows(labels, max_cells, seed)
     embedding = np.asarray(embedding, dtype=np.float64)[rows]
     labels = np.asarray(labels).astype(str)[rows]
     batches = np.zeros(len(rows), dtype=int) if batches is None else np.asarray(batches)[rows]

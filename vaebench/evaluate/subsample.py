@@ -8,11 +8,18 @@ check give exactly the numbers they gave before; above it the map and the k-mean
 with the run's seed. Scores of the latent itself (k-means on the latent) use every cell; the silhouette,
 quadratic in the cells, uses a sample of ``SILHOUETTE_CELLS``. The 3-d t-SNE is a figure, not a score:
 it is drawn on at most ``TSNE3D_CELLS`` cells.
+
+The metrics beyond the study's bound their cost the same way: the label scores (:mod:`.scib`) on a
+stratified sample, the structure scores (:mod:`.neighbours`, which compare the input with the embedding and
+know no labels) on a uniform one (:func:`uniform_sample`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
+
+from vaebench.data.matrix import dense_rows as matrix_rows
 
 DEFAULT_TSNE_CELLS = 10_000
 SILHOUETTE_CELLS = 10_000
@@ -50,3 +57,25 @@ def stratified_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray | 
 def take(values: np.ndarray, cells: np.ndarray | None) -> np.ndarray:
     """``values`` at ``cells`` (all of them when ``cells`` is None)."""
     return values if cells is None else values[cells]
+
+
+def sampled_rows(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """:func:`stratified_sample` as row indices: every row when ``size`` covers them all."""
+    cells = stratified_sample(labels, size, seed)
+    return np.arange(len(labels)) if cells is None else cells
+
+
+def uniform_sample(n_cells: int, max_cells: int, seed: int) -> np.ndarray:
+    """Sorted row indices of at most ``max_cells`` of ``n_cells`` cells, drawn without replacement.
+
+    All cells (in order) when there are no more than ``max_cells``; otherwise a uniform sample that the
+    seed fixes, so every metric that asks with the same cap and seed scores the same cells.
+    """
+    if n_cells <= max_cells:
+        return np.arange(n_cells)
+    return np.sort(np.random.default_rng(seed).choice(n_cells, size=max_cells, replace=False))
+
+
+def dense_rows(matrix: np.ndarray | sp.spmatrix | sp.sparray, rows: np.ndarray) -> np.ndarray:
+    """The chosen rows of a dense or sparse matrix as a dense float64 array (only those rows densified)."""
+    return np.asarray(matrix_rows(matrix, rows), dtype=np.float64)
