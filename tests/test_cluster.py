@@ -188,17 +188,14 @@ def test_sigterm_to_the_client_ends_its_runs_on_the_workers_killed(cluster: Serv
     assert {k.data.tags["failure_reason"] for k in kids} <= reasons
 
 
-def executing(dask_worker) -> int:
-    """Tasks a Dask worker is still running, those whose client released them included."""
-    return len(dask_worker.state.executing)
-
-
 def wait_until_no_task_executes(cluster: Services, seconds: float) -> None:
     from distributed import Client
 
     with Client(cluster.scheduler, timeout=10) as client:
         deadline = time.monotonic() + seconds
-        while sum(counts := client.run(executing).values()) > 0:
+        # A lambda is sent by value (the workers cannot import this test module); it counts the tasks a
+        # worker still runs, those whose client released them included.
+        while sum(counts := client.run(lambda dask_worker: len(dask_worker.state.executing)).values()) > 0:
             assert time.monotonic() < deadline, f"the workers still run tasks: {counts}"
             time.sleep(0.5)
 
