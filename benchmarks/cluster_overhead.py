@@ -10,12 +10,16 @@ the wall seconds per run and the ratio to the local backend:
 
     python benchmarks/cluster_overhead.py --models beta_vae,pca --betas 1 --seeds 0-3 --repeats 3
 
-Services come from ``tests/services.py`` (a throwaway PostgreSQL, MLflow server and Dask scheduler).
+(8 runs per suite, 9 suites.) ``--models pca --seeds 0-1 --repeats 1`` checks that it runs end to end in a
+few minutes; its times mean nothing. It prints the CPU and the load average before and after: take the
+figures on a quiet machine only. Services come from ``tests/services.py`` (a throwaway PostgreSQL, MLflow
+server and Dask scheduler with two one-thread workers), all stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -28,6 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.services import cluster_services
 from vaebench.cli import parse_list
 from vaebench.suite import load_suite
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 def timed_suite(args: list[str], cwd: Path) -> float:
@@ -50,6 +61,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     options = parser.parse_args()
     narrow = ["--models", options.models, "--betas", options.betas, "--seeds", options.seeds]
+    print(f"CPU: {cpu_model()}; load average before: {os.getloadavg()[0]:.2f}", flush=True)
     root = Path(tempfile.mkdtemp(prefix="vaebench-overhead-"))
     times: dict[str, list[float]] = {"local": [], "dask+sqlite": [], "dask+server": []}
     with cluster_services(root) as services:
@@ -72,7 +84,9 @@ def main() -> None:
     )
     runs = len(suite.grid())
     local = statistics.median(times["local"]) / runs
-    print(f"{runs} runs per suite, {options.repeats} repeats, medians:")
+    print(
+        f"{runs} runs per suite, {options.repeats} repeats, medians (load average after: {os.getloadavg()[0]:.2f}):"
+    )
     for name, values in times.items():
         per_run = statistics.median(values) / runs
         print(

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vaebench.executor.stopping import set_parent_death_signal
+
 PG_BIN_DIRS = (Path("/usr/lib/postgresql/15/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin")))
 
 
@@ -118,13 +120,21 @@ class Services:
         self.logs.append(log)
         handle = log.open("w")
         process = subprocess.Popen(
-            list(command), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root
+            list(command),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.root,
+            # A test process killed before its clean-up (an interrupted pytest-xdist worker) takes its
+            # services with it.
+            preexec_fn=set_parent_death_signal,
         )
         self.processes.append(process)
         return process
 
-    def start_mlflow(self, database: str = "mlflow") -> None:
-        port = free_port()
+    def start_mlflow(self, database: str = "mlflow", port: int | None = None) -> None:
+        """The tracking server on ``port`` (a free one by default), serving artifacts from ``root``."""
+        port = port or free_port()
         artifacts = self.root / "mlflow-artifacts"
         self.spawn(
             "mlflow",
@@ -142,10 +152,16 @@ class Services:
             str(port),
             "--workers",
             "2",
+            # uvicorn restarts a worker that does not answer its health check within 5 s; on a loaded
+            # machine a worker still importing MLflow never would, and the server would never come up.
+            "--uvicorn-opts",
+            "--timeout-worker-healthcheck 60",
         )
         self.mlflow_uri = f"http://127.0.0.1:{port}"
         wait_for(
-            lambda: urllib.request.urlopen(f"{self.mlflow_uri}/health", timeout=2).status == 200, 90, "MLflow"
+            lambda: urllib.request.urlopen(f"{self.mlflow_uri}/health", timeout=2).status == 200,
+            180,
+            "MLflow",
         )
 
     def stop_mlflow(self) -> None:
@@ -153,6 +169,13 @@ class Services:
             if "mlflow" in " ".join(map(str, process.args)):
                 _end(process)
                 self.processes.remove(process)
+
+    def restart_mlflow(self) -> None:
+        """Stop the tracking server and start it again at the same address (as an upgrade or a crash
+        followed by systemd's restart would)."""
+        port = int(self.mlflow_uri.rsplit(":", 1)[1])
+        self.stop_mlflow()
+        self.start_mlflow(port=port)
 
     def start_dask(self, workers: int = 2) -> None:
         port = free_port()
@@ -176,7 +199,7 @@ class Services:
             with Client(self.scheduler, timeout=5) as client:
                 return len(client.scheduler_info(n_workers=-1)["workers"]) >= workers
 
-        wait_for(ready, 90, "the Dask workers")
+        wait_for(ready, 180, "the Dask workers")
 
     def start_worker(self, index: int) -> subprocess.Popen:
         return self.spawn(
@@ -195,8 +218,7 @@ class Services:
         )
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            _end(process)
+        _end_all(list(reversed(self.processes)))
         self.processes.clear()
         if self.pg_data is not None and self.pg_bin is not None:
             subprocess.run(
@@ -212,14 +234,23 @@ class Services:
 
 def _end(process: subprocess.Popen) -> None:
     """Terminate a service's whole process group, then kill what is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=15)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
+    _end_all([process])
+
+
+def _end_all(processes: list[subprocess.Popen]) -> None:
+    """Terminate the services' process groups all at once, give them 15 s together, kill what is left."""
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ second; every study trains for 2-3 epochs with the cheapest protocol settings.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -65,23 +64,10 @@ def toy() -> Dataset:
     )
 
 
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MLflow SQLite store with its tables created once (creating them takes seconds)."""
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> str:
-    """As conftest's fixture (a fresh SQLite MLflow store per test, exported, the test's folder as working
-    folder), from a copy of an empty store."""
-    shutil.copy(empty_store, tmp_path / "mlflow.db")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return uri
+def tracking_uri(store_with_tables: str) -> str:
+    """A fresh SQLite MLflow store per test, its tables already made (conftest)."""
+    return store_with_tables
 
 
 def settings(tmp_path: Path, **changes) -> tuning.TuneSettings:
@@ -125,6 +111,7 @@ def trial_states(tmp_path: Path, name: str = "toy-study") -> list[TrialState]:
         ({"objective": "tsne_kmeans.accuracy"}, "known objectives are: latent.asw_label"),
         ({"trials": 0}, "--trials must be at least 1"),
         ({"jobs": 0}, "--jobs must be at least 1"),
+        ({"cluster": "tcp://127.0.0.1:8786"}, "--cluster needs an Optuna storage every worker can reach"),
         ({"model": "transformer"}, "Unknown model 'transformer'"),
         ({"fixed": {"widht": "3"}}, "Unknown setting 'widht' in --set; known settings are:"),
         ({"fixed": {"model": "pca"}}, "use --model instead"),

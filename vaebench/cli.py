@@ -342,13 +342,16 @@ def run_suite_command(
         TextColumn("left"),
         TimeRemainingColumn(),
     )
+    # A log file shows where the suite is: plain lines to stdout when it is not a terminal (else to
+    # stderr when that is not one), besides the progress bar on a terminal.
+    plain = out if not out.is_terminal else (err if not err.is_terminal else None)
     with Progress(*columns, console=err, disable=not err.is_terminal) as progress:
         task = progress.add_task(f"suite {suite.name}", total=None)
 
         def on_progress(done: int, total: int, what: str) -> None:
             progress.update(task, completed=done, total=total, description=f"run {done}/{total} {what}")
-            if not err.is_terminal:
-                err.print(f"[{done}/{total}] {what}", highlight=False)
+            if plain is not None:
+                plain.print(f"[{done}/{total}] {what}", highlight=False, soft_wrap=True)
 
         result = run_suite(
             suite,

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from vaebench.cli_common import (
     DEFAULT_EXPERIMENT,
+    Cluster,
     DataPath,
     DatasetName,
     Experiment,
@@ -148,6 +149,7 @@ def tune(
             rich_help_panel=_HONESTY,
         ),
     ] = "pca",
+    cluster: Cluster = None,
     tracking_uri: TrackingUri = None,
     experiment: Experiment = DEFAULT_EXPERIMENT,
 ) -> None:
@@ -156,6 +158,8 @@ def tune(
     Trials are nested MLflow runs under one parent run (with the optimisation history, parameter
     importances and, with --multi-objective, the Pareto front). Tuning uses one seed and the tuning labels;
     the chosen configuration is then re-trained on fresh seeds and scored on the evaluation labels.
+    With --cluster each trial (and each evaluation run) is a task on the Dask workers, on a --storage they
+    all reach.
     """
     with user_errors():
         import optuna
@@ -182,6 +186,7 @@ def tune(
             sampler_seed=sampler_seed,
             evaluate_seeds=evaluate_seeds,
             baseline=None if baseline.lower() == "none" else baseline,
+            cluster=cluster,
         ).resolved()
         out.print(
             f"Tuning [bold]{settings.model}[/] on {settings.dataset_name}: {' and '.join(settings.objectives)} "

@@ -1,4 +1,5 @@
-"""The Dask backend: each run a task on the workers of an existing Dask scheduler (``--cluster tcp://HOST:8786``).
+"""The Dask backend: each run or trial a task on the workers of an existing Dask scheduler (``--cluster
+tcp://HOST:8786``).
 
 Workers are ``dask worker tcp://HOST:8786 --nthreads 1 --nworkers N`` on any machine with vaebench
 installed; they write to the tracking server the client names (``--tracking-uri http://...``), so they
@@ -15,20 +16,20 @@ tasks, and a task in training notices at its next epoch and ends its run KILLED.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vaebench import tracking
 from vaebench.errors import VaebenchError
-from vaebench.executor.runs import FAILED, RunJob, RunResult, RunSpec, run_one
+from vaebench.executor.runs import FAILED, RunJob, RunResult, RunSpec, _worker_dataset, run_one
 from vaebench.executor.stopping import StopRequested
+from vaebench.executor.tasks import TaskOutcome, error_sentence
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
     from vaebench.runner import EpochHook
 
 CONNECT_TIMEOUT_SECONDS = 10
-_configured: list[tuple[str, str]] = []
 
 
 def connect(address: str) -> Any:
@@ -46,7 +47,7 @@ def connect(address: str) -> Any:
         raise VaebenchError(f"The Dask scheduler at {address} could not be reached ({reason}).") from None
 
 
-def _worker_threads() -> int:
+def worker_threads() -> int:
     """This machine's cores divided between the Dask worker processes on it (at least one each)."""
     from distributed import get_worker
 
@@ -56,10 +57,70 @@ def _worker_threads() -> int:
     return max(1, (os.cpu_count() or 1) // on_host)
 
 
-class _UnlessCancelled:
-    """Wraps a run's epoch hook: when the client has released this task, the run stops (ends KILLED)."""
+_initialized: list[str] = []
 
-    def __init__(self, hook: EpochHook | None) -> None:
+
+def _in_worker(
+    token: str,
+    initializer: Callable[..., None] | None,
+    initargs: tuple[Any, ...],
+    function: Callable[..., Any],
+    *args: Any,
+) -> Any:
+    """A task on a Dask worker: the pool's initializer once per worker process (per :func:`run_on_cluster`
+    call), then ``function(*args)``."""
+    if initializer is not None and token not in _initialized:
+        initializer(*initargs)
+        _initialized[:] = [token]
+    return function(*args)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def run_on_cluster(
+    client: Any,
+    function: Callable[..., Any],
+    items: Sequence[tuple[Any, ...]],
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> Iterator[TaskOutcome]:
+    """Submit ``function(*item)`` for every item and yield a :class:`TaskOutcome` as each ends; a task
+    whose workers kept dying (Dask's ``KilledWorker``) or that raised is an outcome with its reason, not an
+    error. The initializer's arguments (a dataset, say) are sent once and fetched by each worker. Tasks still
+    pending when the caller stops (Ctrl-C, an error) are cancelled."""
+    import uuid
+
+    from distributed import as_completed
+
+    token = uuid.uuid4().hex
+    # The arguments go out as a task's result, not scattered: Dask's memory manager keeps a single copy of
+    # data, and scattered data whose worker dies is lost with every task that needs it, whereas a task's
+    # result is computed again on another worker.
+    shared = client.submit(_same, initargs, pure=False) if initargs else ()
+    futures = {
+        client.submit(_in_worker, token, initializer, shared, function, *item, pure=False): index
+        for index, item in enumerate(items)
+    }
+    try:
+        for future in as_completed(futures, loop=client.loop):
+            try:
+                value = future.result()
+            except Exception as error:  # KilledWorker: the workers died under it; or the task raised
+                yield TaskOutcome(futures[future], error=error_sentence(error))
+                continue
+            yield TaskOutcome(futures[future], value)
+    finally:
+        client.cancel([*futures, *([shared] if initargs else [])], force=True)
+
+
+class StopIfCancelled:
+    """Made in a Dask task, called at each epoch: raises :class:`StopRequested` once the client has released
+    the task (it went away: Ctrl-C, SIGTERM, SIGKILL), so that the run ends KILLED instead of finishing
+    for nobody. ``hook`` (an epoch hook) is called after the check."""
+
+    def __init__(self, hook: EpochHook | None = None) -> None:
         from distributed import get_worker
 
         self.hook = hook
@@ -75,27 +136,22 @@ class _UnlessCancelled:
 
 
 class _CancellableHook:
-    """The job's epoch-hook factory, each hook wrapped in :class:`_UnlessCancelled` (picklable)."""
+    """The job's epoch-hook factory, each hook wrapped in :class:`StopIfCancelled` (picklable)."""
 
     def __init__(self, factory: Any) -> None:
         self.factory = factory
 
-    def __call__(self, config: Any, dataset: Dataset) -> _UnlessCancelled:
-        return _UnlessCancelled(self.factory(config, dataset) if self.factory is not None else None)
+    def __call__(self, config: Any, dataset: Dataset) -> StopIfCancelled:
+        return StopIfCancelled(self.factory(config, dataset) if self.factory is not None else None)
 
 
-def run_on_worker(
-    spec: RunSpec, job: RunJob, tracking_uri: str, experiment: str, dataset: Dataset | None
-) -> RunResult:
-    """One run as a Dask task: configure tracking once per process, end a dead earlier attempt's run."""
+def run_on_worker(spec: RunSpec, job: RunJob) -> RunResult:
+    """One run as a Dask task: its share of the machine's threads, a dead earlier attempt's run ended."""
     from dataclasses import replace
 
-    if (tracking_uri, experiment) not in _configured:
-        tracking.configure(tracking_uri, experiment)
-        _configured[:] = [(tracking_uri, experiment)]
     if spec.config.threads is None:
-        spec = replace(spec, config=replace(spec.config, threads=_worker_threads()))
-    data = dataset if dataset is not None else job.data(spec.config)  # type: ignore[misc]
+        spec = replace(spec, config=replace(spec.config, threads=worker_threads()))
+    data = job.data(spec.config) if job.data is not None else _worker_dataset[0]
     config_hash = spec.config.config_hash(data.content_hash())
     tracking.kill_running_children(job.parent_run_id, "its worker died", config_hash=config_hash)
     job = replace(job, epoch_hook=_CancellableHook(job.epoch_hook))
@@ -103,32 +159,3 @@ def run_on_worker(
         return run_one(spec, job, data)
     except StopRequested as stop:
         return RunResult(spec, FAILED, reason=f"killed: {stop.reason}")
-
-
-def execute_on_cluster(
-    client: Any,
-    specs: Sequence[RunSpec],
-    job: RunJob,
-    *,
-    tracking_uri: str,
-    experiment: str,
-    dataset: Dataset | None = None,
-) -> Iterator[RunResult]:
-    """Submit every spec as a task and yield the results as they end; a point whose workers kept dying
-    (Dask's ``KilledWorker``) is a failed result, not an error."""
-    from distributed import as_completed
-
-    shared = client.scatter(dataset, broadcast=True) if dataset is not None else None
-    futures = {
-        client.submit(run_on_worker, spec, job, tracking_uri, experiment, shared, pure=False): spec
-        for spec in specs
-    }
-    try:
-        for future in as_completed(futures, loop=client.loop):
-            try:
-                yield future.result()
-            except Exception as error:  # the task itself never raises: its workers died under it
-                reason = f"{type(error).__name__}: {error}"
-                yield RunResult(futures[future], FAILED, reason=reason)
-    finally:
-        client.cancel(list(futures), force=True)

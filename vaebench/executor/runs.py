@@ -9,6 +9,7 @@ rather than raised, so that one bad point never stops the rest.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.executor.local import LocalPool
 from vaebench.executor.owners import process_owner
+from vaebench.executor.tasks import run_tasks
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -142,23 +143,39 @@ def execute(
     experiment: str,
     dataset: Dataset | None = None,
     cluster: Any = None,
+    on_retry: Callable[[str], None] | None = None,
 ) -> Iterator[RunResult]:
     """Run ``specs`` in this process (``jobs`` = 1), in ``jobs`` worker processes, or as tasks of the Dask
     ``cluster`` (a client from :func:`vaebench.executor.cluster.connect`), yielding as each ends.
 
     ``dataset`` (if given) is what every run trains on, sent once to each worker; otherwise each run's
-    dataset comes from ``job.data``.
+    dataset comes from ``job.data``. A run whose workers kept dying is a failed result with the reason.
     """
-    if cluster is not None:
-        from vaebench.executor.cluster import execute_on_cluster
-
-        yield from execute_on_cluster(
-            cluster, specs, job, tracking_uri=tracking_uri, experiment=experiment, dataset=dataset
-        )
-        return
-    if jobs == 1 or len(specs) <= 1:
+    if cluster is None and (jobs == 1 or len(specs) <= 1):
         for spec in specs:
             yield run_one(spec, job, dataset)
         return
-    with LocalPool(min(jobs, len(specs)), _init_run_worker, (tracking_uri, experiment, dataset)) as pool:
-        yield from pool.unordered(run_one, ((spec, job) for spec in specs))
+    if cluster is not None:
+        from vaebench.executor.cluster import run_on_worker as task
+    else:
+        task = run_one
+
+    def restarted(message: str) -> None:
+        # Between two local pools no worker runs: what is still RUNNING was a lost attempt's.
+        tracking.kill_running_children(job.parent_run_id, "its worker died")
+        if on_retry is not None:
+            on_retry(message)
+
+    outcomes = run_tasks(
+        task,
+        [(spec, job) for spec in specs],
+        jobs=jobs,
+        cluster=cluster,
+        initializer=_init_run_worker,
+        initargs=(tracking_uri, experiment, dataset),
+        on_retry=restarted,
+    )
+    with contextlib.closing(outcomes):
+        for outcome in outcomes:
+            spec = specs[outcome.index]
+            yield outcome.value if outcome.ok else RunResult(spec, FAILED, reason=outcome.error or "")

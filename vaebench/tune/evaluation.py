@@ -39,11 +39,14 @@ def _evaluate(
     uri: str,
     result: TuneResult,
     emit: EventHook,
+    client: Any = None,
 ) -> None:
-    """Re-train each best configuration (and the baseline) on the fresh seeds, scored on the eval labels."""
+    """Re-train each best configuration (and the baseline) on the fresh seeds, scored on the eval labels,
+    here or on the Dask ``client``'s workers."""
     suite = f"tune:{settings.study_name}"
     label = settings.eval_label_key
-    threads = threads_per_job(settings.jobs)
+    # On a cluster each worker divides its own machine's cores (vaebench.executor.cluster).
+    threads = threads_per_job(settings.jobs) if client is None else None
     points: list[tuple[str, int | None, RunConfig, dict[str, Any]]] = []
     for trial in best:
         entry = (
@@ -89,7 +92,14 @@ def _evaluate(
     )
     job = RunJob(parent.run_id, epoch_hook=divergence_guard)
     evaluated = execute(
-        todo, job, jobs=settings.jobs, tracking_uri=uri, experiment=experiment, dataset=eval_data
+        todo,
+        job,
+        jobs=settings.jobs,
+        tracking_uri=uri,
+        experiment=experiment,
+        dataset=eval_data,
+        cluster=client,
+        on_retry=emit,
     )
     with contextlib.closing(evaluated):
         for run in evaluated:

@@ -20,10 +20,13 @@ from vaebench.errors import VaebenchError
 from vaebench.executor.owners import process_owner
 from vaebench.tune.settings import CPU_OBJECTIVE, TuneSettings, base_config, search_space
 from vaebench.tune.space import config_for, suggest
-from vaebench.tune.storage import _FAILURE_ATTR, _OWNER_ATTR
+from vaebench.tune.storage import _FAILURE_ATTR, _OWNER_ATTR, _PARENT_ATTR
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from vaebench.data import Dataset
+    from vaebench.runner import EpochHook
 
 
 def intermediate_score(
@@ -116,9 +119,17 @@ class TrialObjective:
     """One Optuna trial = one nested MLflow run of :func:`vaebench.runner.run_and_log` on the tuning labels."""
 
     def __init__(
-        self, settings: TuneSettings, dataset: Dataset, parent_run_id: str, experiment: str, threads: int
+        self,
+        settings: TuneSettings,
+        dataset: Dataset,
+        parent_run_id: str,
+        experiment: str,
+        threads: int,
+        epoch_check: Callable[[EpochHook], EpochHook] | None = None,
     ) -> None:
+        """``epoch_check`` wraps the trial's epoch hook (on a Dask worker: stop once the client is gone)."""
         self.settings = settings
+        self.epoch_check = epoch_check
         self.dataset = dataset.with_label_key(settings.tune_label_key or "")
         self.parent_run_id = parent_run_id
         self.experiment = experiment
@@ -133,6 +144,7 @@ class TrialObjective:
 
         owner = process_owner()
         trial.set_user_attr(_OWNER_ATTR, owner)
+        trial.set_user_attr(_PARENT_ATTR, self.parent_run_id)
         params = suggest(trial, self.space)
         key = f"{self.parent_run_id}:{trial.number}"
         tags = {
@@ -161,7 +173,7 @@ class TrialObjective:
                 config,
                 tags=tags,
                 parent_run_id=self.parent_run_id,
-                on_epoch=hook,
+                on_epoch=self.epoch_check(hook) if self.epoch_check is not None else hook,
                 dataset=self.dataset,
                 on_start=started.append,
             )

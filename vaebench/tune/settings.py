@@ -81,7 +81,9 @@ class TuneSettings:
     """Everything one ``vaebench tune`` invocation is asked to do.
 
     ``fixed`` holds ``--set`` values (``name -> text``); a fixed name leaves the search space.
-    ``pruner`` replaces the default ``MedianPruner`` (tests use it to force pruning).
+    ``pruner`` replaces the default ``MedianPruner`` (tests use it to force pruning). ``cluster`` is a
+    Dask scheduler's address: each trial is then a task on its workers, which need a ``storage`` they can
+    all reach (a database server, not a SQLite file).
     """
 
     model: str
@@ -107,6 +109,7 @@ class TuneSettings:
     max_retry: int = 3
     sampler_seed: int | None = None
     pruner: optuna.pruners.BasePruner | None = None
+    cluster: str | None = None
 
     @property
     def dataset_name(self) -> str:
@@ -122,6 +125,11 @@ class TuneSettings:
     @property
     def directions(self) -> list[str]:
         return ["maximize", "minimize"] if self.multi_objective else ["maximize"]
+
+    @property
+    def parallel(self) -> bool:
+        """Whether trials may run at once (several jobs, or a cluster)."""
+        return self.jobs > 1 or self.cluster is not None
 
     @property
     def pruning(self) -> bool:
@@ -160,6 +168,11 @@ class TuneSettings:
         for ok, message in checks:
             if not ok:
                 raise VaebenchError(message)
+        if self.cluster is not None and self.storage.startswith("sqlite"):
+            raise VaebenchError(
+                f"--cluster needs an Optuna storage every worker can reach, such as --storage "
+                f"postgresql+psycopg://USER@DBHOST/optuna; {self.storage} is a file on this machine."
+            )
         if self.objective not in PROTOCOL_METRICS:
             raise unknown_name("objective", self.objective, PROTOCOL_METRICS)
         settings = replace(self, dataset=None) if self.data_path is not None else self

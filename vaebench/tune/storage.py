@@ -26,6 +26,7 @@ from vaebench.tune.settings import TuneSettings
 
 # User attributes the study and its trials keep in the storage.
 _OWNER_ATTR = "vaebench.owner"
+_PARENT_ATTR = "vaebench.parent"  # the MLflow parent run of the invocation that ran the trial
 _FAILURE_ATTR = "vaebench.failure"
 _DEFINITION_ATTR = "vaebench.definition"
 _DATA_HASH_ATTR = "vaebench.data_hash"
@@ -79,7 +80,7 @@ def make_sampler(settings: TuneSettings) -> optuna.samplers.BaseSampler:
     the order in which trials finish still varies)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return optuna.samplers.TPESampler(constant_liar=settings.jobs > 1, seed=settings.sampler_seed)
+        return optuna.samplers.TPESampler(constant_liar=settings.parallel, seed=settings.sampler_seed)
 
 
 def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
@@ -162,6 +163,31 @@ def close_dead_runs(experiment: str, study_name: str) -> list[str]:
         tracking.close_run(run_id, tracking.KILLED, {**extra, "failure_reason": "its process was killed"})
         closed.append(run_id)
     return closed
+
+
+def fail_orphaned_trials(study: optuna.Study, parent_run_id: str, experiment: str) -> list[int]:
+    """When none of this invocation's workers runs any more (its trial tasks have all ended, or a local pool
+    was replaced), fail the trials it left RUNNING and end their MLflow runs KILLED: their processes died,
+    on whichever machine. They do not count toward the total (the tasks that replaced them do).
+    Returns the trial numbers."""
+    storage = study._storage
+    study_id = storage.get_study_id_from_name(study.study_name)
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get(_PARENT_ATTR) != parent_run_id:
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                failed.append(trial.number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    query = f"tags.tune_parent = '{parent_run_id}' AND tags.`vaebench.role` = 'tune-trial'"
+    for run_id, _tags in tracking.running_runs(experiment, query):
+        tracking.close_run(
+            run_id, tracking.KILLED, {"trial_state": "FAIL", "failure_reason": "its worker died"}
+        )
+    return failed
 
 
 def counted_trials(study: optuna.Study) -> int:

@@ -8,9 +8,9 @@ configuration(s) and the study's figures, and hands the best to the fresh-seed e
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
 from vaebench.executor.owners import process_owner
 from vaebench.executor.runs import threads_per_job
+from vaebench.executor.tasks import run_tasks
 from vaebench.tune.evaluation import _evaluate
 from vaebench.tune.results import TrialSummary, TuneResult, best_trials
 from vaebench.tune.settings import EventHook, TuneSettings, base_config, search_space
@@ -32,13 +33,14 @@ from vaebench.tune.storage import (
     _FAILURE_ATTR,
     close_dead_runs,
     counted_trials,
+    fail_orphaned_trials,
     make_pruner,
     open_storage,
     open_study,
     recover_dead_trials,
     redact,
 )
-from vaebench.tune.workers import _optimize, _optimize_worker, _pool
+from vaebench.tune.workers import _optimize, _worker_init, run_trial, run_trial_on_cluster
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -60,8 +62,25 @@ def tune(
     """
     emit = on_event or (lambda message: None)
     settings = settings.resolved(registered_dataset=dataset is None)
-    study_name = settings.study_name or ""
     data = dataset if dataset is not None else _load(settings)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if settings.cluster is not None:
+            from vaebench.executor.cluster import connect
+
+            client = stack.enter_context(connect(settings.cluster))
+        return _tune(settings, data, experiment, tracking_uri, emit, client)
+
+
+def _tune(
+    settings: TuneSettings,
+    data: Dataset,
+    experiment: str,
+    tracking_uri: str | None,
+    emit: EventHook,
+    client: Any,
+) -> TuneResult:
+    study_name = settings.study_name or ""
     tune_data = data.with_label_key(settings.tune_label_key or "")
     eval_data = data.with_label_key(settings.eval_label_key or "")
     base = base_config(settings)
@@ -83,7 +102,8 @@ def tune(
     missing = max(0, settings.trials - counted)
     emit(
         f"Study {study_name!r}: {counted} trial(s) already counted of {settings.trials}; running {missing}"
-        + (f" in {settings.jobs} processes" if settings.jobs > 1 and missing > 1 else "")
+        + (f" in {settings.jobs} processes" if settings.jobs > 1 and missing > 1 and client is None else "")
+        + (f" on the Dask cluster {settings.cluster}" if client is not None else "")
         + "."
     )
     threads = threads_per_job(min(settings.jobs, max(missing, 1)))
@@ -98,6 +118,7 @@ def tune(
         "eval_label_key": settings.eval_label_key,
         "optuna_storage": redact(settings.storage),
         "tune_owner": owner,
+        **({"cluster": settings.cluster} if client is not None else {}),
     }
     with tracking.start_run(run_name=f"tune {study_name}", tags=parent_tags) as parent:
         parent.log_params(
@@ -131,7 +152,9 @@ def tune(
             "tune/definition.json",
         )
         if missing:
-            _run_trials(settings, study, tune_data, parent.run_id, experiment, uri, missing, threads, emit)
+            _run_trials(
+                settings, study, tune_data, parent.run_id, experiment, uri, missing, threads, emit, client
+            )
         study = open_study(settings, storage)
         states = _state_counts(study)
         parent.log_metrics({f"tune.trials.{k.lower()}": v for k, v in states.items()})
@@ -152,7 +175,7 @@ def tune(
         _log_best(parent, settings, base, best, result)
         _log_figures(parent, study, settings, result, emit)
         if best and settings.evaluate_seeds:
-            _evaluate(parent, settings, base, best, eval_data, experiment, uri, result, emit)
+            _evaluate(parent, settings, base, best, eval_data, experiment, uri, result, emit, client)
         elif not best:
             result.notes.append("No trial completed, so there is no best configuration to evaluate.")
         elif not settings.evaluate_seeds:
@@ -228,32 +251,54 @@ def _run_trials(
     missing: int,
     threads: int,
     emit: EventHook,
+    client: Any = None,
 ) -> None:
-    """Run ``missing`` trials in this process, or split over ``jobs`` spawned processes on the same storage."""
+    """Run ``missing`` trials in this process, or each as a task of the executor: in ``jobs`` spawned
+    processes, or on the Dask ``client``'s workers, all on the same storage."""
 
     def report(study: optuna.Study, trial: FrozenTrial) -> None:
         emit(_describe(trial, settings))
 
     jobs = min(settings.jobs, missing)
-    if jobs == 1:
+    if jobs == 1 and client is None:
         _optimize(settings, dataset, parent_run_id, experiment, missing, settings.timeout, threads, [report])
         return
     deadline = None if settings.timeout is None else time.time() + settings.timeout
-    shares = [missing // jobs + (1 if i < missing % jobs else 0) for i in range(jobs)]
+    if client is None:
+        task, items = run_trial, [(settings, parent_run_id, deadline, threads, i) for i in range(missing)]
+    else:
+        task, items = run_trial_on_cluster, [(settings, parent_run_id, deadline, i) for i in range(missing)]
     seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-    with _pool(jobs, uri, experiment, dataset) as pool:
-        pending: set[Future[int]] = {
-            pool.submit(_optimize_worker, settings, parent_run_id, share, deadline, threads, index)
-            for index, share in enumerate(shares)
-        }
-        while pending:
-            done, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
-            for trial in study.get_trials(deepcopy=False):
-                if trial.state.is_finished() and trial.number not in seen:
-                    seen.add(trial.number)
-                    emit(_describe(trial, settings))
-            for future in done:
-                future.result()
+
+    def report_new() -> None:
+        for trial in study.get_trials(deepcopy=False):
+            if trial.state.is_finished() and trial.number not in seen:
+                seen.add(trial.number)
+                emit(_describe(trial, settings))
+
+    def restarted(message: str) -> None:
+        emit(message)
+        fail_orphaned_trials(study, parent_run_id, experiment)
+
+    outcomes = run_tasks(
+        task,
+        items,
+        jobs=jobs,
+        cluster=client,
+        initializer=_worker_init,
+        initargs=(uri, experiment, optuna.logging.get_verbosity(), dataset),
+        on_retry=restarted,
+    )
+    with contextlib.closing(outcomes):
+        for outcome in outcomes:
+            report_new()
+            if not outcome.ok:
+                emit(f"A trial task ended without a trial: {outcome.error}")
+    # Every task has ended: a trial of this invocation still RUNNING lost its worker (on any machine).
+    orphans = fail_orphaned_trials(study, parent_run_id, experiment)
+    if orphans:
+        emit(f"Trial(s) {', '.join(map(str, orphans))} lost their worker; marked FAIL (not counted).")
+    report_new()
 
 
 def _log_best(
