@@ -115,7 +115,7 @@ class Services:
             for name in databases:
                 connection.execute(f'CREATE DATABASE "{name}"')
 
-    def spawn(self, name: str, *command: str) -> subprocess.Popen:
+    def spawn(self, name: str, *command: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = self.root / f"{name}.log"
         self.logs.append(log)
         handle = log.open("w")
@@ -125,6 +125,7 @@ class Services:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=self.root,
+            env={**os.environ, **(env or {})},
             # A test process killed before its clean-up (an interrupted pytest-xdist worker) takes its
             # services with it.
             preexec_fn=set_parent_death_signal,
@@ -156,6 +157,9 @@ class Services:
             # machine a worker still importing MLflow never would, and the server would never come up.
             "--uvicorn-opts",
             "--timeout-worker-healthcheck 60",
+            # MLflow 3's server otherwise starts seven job-queue processes (GenAI scorers and the like)
+            # that vaebench never uses.
+            env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         )
         self.mlflow_uri = f"http://127.0.0.1:{port}"
         wait_for(
