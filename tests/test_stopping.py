@@ -106,8 +106,11 @@ def test_sigterm_ends_every_run_killed_leaves_no_process_and_exits_143(
     (parent,) = parents(runs)
     assert parent.info.status == "KILLED"
     assert parent.data.tags["failure_reason"] == "stopped by SIGTERM"
+    # The two runs in flight end KILLED; one may have finished just before the signal (a short run on a
+    # fast machine), and then the point that took its place, if it had started, is the one killed.
     killed = [k for k in children(runs) if k.info.status == "KILLED"]
-    assert len(killed) == 2
+    assert 1 <= len(killed) <= 2
+    assert {k.info.status for k in children(runs)} <= {"KILLED", "FINISHED"}
     assert {k.data.tags["failure_reason"] for k in killed} == {"stopped by SIGTERM"}
     assert all(r.info.status != "RUNNING" for r in runs)
 
