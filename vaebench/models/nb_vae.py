@@ -17,31 +17,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vaebench.models.architecture import Architecture, decoder, encoder_head, encoder_trunk
-from vaebench.models.base import LatentModel, LossTerms
+from vaebench.models.architecture import Architecture
 from vaebench.models.likelihoods import nb_log_likelihood
-from vaebench.models.vae import gaussian_kl
+from vaebench.models.vae import BetaVAE
 
 
-class NegativeBinomialVAE(LatentModel):
-    """Counts in, Gaussian code out; ``loss`` takes raw counts, ``encode`` returns the posterior mean."""
+class NegativeBinomialVAE(BetaVAE):
+    """Counts in, Gaussian code out; ``loss`` takes raw counts, ``encode`` returns the posterior mean.
+
+    The beta-VAE's encoder and decoder, read differently: the encoder sees log1p counts, the decoder gives
+    the genes' logits, and the reconstruction is the negative-binomial likelihood of the counts.
+    """
 
     def __init__(self, n_genes: int, latent_dim: int, arch: Architecture, beta: float) -> None:
-        super().__init__()
-        self.latent_dim = latent_dim
-        self.beta = beta
-        self.trunk, width = encoder_trunk(n_genes, arch)
-        self.mu_head = encoder_head(width, latent_dim, arch)
-        self.logvar_head = encoder_head(width, latent_dim, arch)
-        self.decoder = decoder(latent_dim, n_genes, arch)  # gives the genes' logits
+        super().__init__(n_genes, latent_dim, arch, beta)
         self.log_theta = nn.Parameter(torch.zeros(n_genes))
 
     def posterior(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.trunk(torch.log1p(counts))
-        return self.mu_head(h), self.logvar_head(h)
-
-    def encode(self, counts: torch.Tensor) -> torch.Tensor:
-        return self.posterior(counts)[0]
+        return super().posterior(torch.log1p(counts))
 
     def log_likelihood(self, counts: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(counts | z, library) per cell, summed over genes."""
@@ -49,9 +42,5 @@ class NegativeBinomialVAE(LatentModel):
         log_mu = torch.log_softmax(self.decoder(z), dim=1) + torch.log(library)
         return nb_log_likelihood(counts, log_mu, self.log_theta)
 
-    def loss(self, counts: torch.Tensor) -> LossTerms:
-        mu, logvar = self.posterior(counts)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        reconstruction = -self.log_likelihood(counts, z).mean()
-        beta_kl = self.beta * gaussian_kl(mu, logvar).mean()
-        return LossTerms(reconstruction + beta_kl, {"reconstruction": reconstruction, "beta_kl": beta_kl})
+    def reconstruction(self, counts: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return -self.log_likelihood(counts, z).mean()

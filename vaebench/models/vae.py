@@ -37,9 +37,13 @@ class BetaVAE(LatentModel):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.posterior(x)[0]
 
+    def reconstruction(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The reconstruction term of the batch (squared error, as the study)."""
+        return squared_error(self.decoder(z), x)
+
     def loss(self, x: torch.Tensor) -> LossTerms:
         mu, logvar = self.posterior(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        reconstruction = squared_error(self.decoder(z), x)
+        reconstruction = self.reconstruction(x, z)
         beta_kl = self.beta * gaussian_kl(mu, logvar).mean()
         return LossTerms(reconstruction + beta_kl, {"reconstruction": reconstruction, "beta_kl": beta_kl})
