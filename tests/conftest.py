@@ -13,18 +13,10 @@ import pytest
 matplotlib.use("Agg")
 
 
-@pytest.fixture
-def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh SQLite MLflow store for one test, also exported as MLFLOW_TRACKING_URI."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return uri
-
-
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MLflow SQLite store with its tables created once (creating them takes seconds)."""
+    """An MLflow SQLite store with its tables created once: creating them (MLflow's migrations) takes 4-5 s,
+    which every test with a store of its own would pay again."""
     from mlflow.tracking import MlflowClient
 
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
@@ -33,10 +25,11 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def store_with_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> str:
-    """As :func:`tracking_uri`, from a copy of an empty store: no process of the test pays for creating
-    the tables, and a test that reads the store while its command starts does not race the command's
-    creation of them (MLflow's SQLite migrations fail when two processes run them at once)."""
+def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> str:
+    """A fresh SQLite MLflow store for one test (a copy of an empty one), also exported as
+    MLFLOW_TRACKING_URI; the test runs in its own temporary folder. A store whose tables already exist also
+    keeps a test that reads it while its command starts from racing the command's creation of them
+    (MLflow's SQLite migrations fail when two processes run them at once)."""
     shutil.copy(empty_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

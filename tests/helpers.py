@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -24,6 +27,47 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+@contextlib.contextmanager
+def _inside(cwd: Path, env: dict[str, str] | None) -> Iterator[None]:
+    """``cwd`` and ``env`` for the length of a command run in this process; MLflow's process-wide tracking
+    URI and experiment, which the command sets, are put back afterwards."""
+    import mlflow.tracking.fluent as fluent
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    saved_cwd, saved_env = Path.cwd(), dict(os.environ)
+    saved_experiment = fluent._active_experiment_id
+    os.chdir(cwd)
+    os.environ.update(env or {})
+    try:
+        with _use_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI")):
+            yield
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        fluent._active_experiment_id = saved_experiment
+
+
+def invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The ``vaebench`` command's own app, in this process (typer's ``CliRunner``), answered as
+    :func:`run_cli` answers: exit code, stdout and stderr (with the traceback of anything that escaped).
+
+    The same code path as the installed command, less the ~14 s a new Python process spends importing
+    torch, scikit-learn and MLflow and opening the store: for tests of what a command does. Tests of what
+    happens between processes (signals, kills, worker pools, ``mlflow run``) use :func:`run_cli`.
+    """
+    from typer.testing import CliRunner
+
+    from vaebench.cli import app
+
+    with _inside(cwd, env):
+        result = CliRunner().invoke(app, list(args))
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, stderr)
 
 
 def experiment_runs(tracking_uri: str, experiment: str = "vaebench") -> list:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import FAST, artifact_paths, experiment_runs, run_cli
+from tests.helpers import FAST, artifact_paths, experiment_runs, invoke, run_cli
 
 STUDY_METRICS = {
     "tsne_kmeans.nmi",
@@ -64,7 +64,7 @@ def test_list_names_models_metrics_and_datasets(tmp_path: Path) -> None:
 def test_run_logs_params_scores_timing_figures_and_the_model(
     model: str, tracking_uri: str, tmp_path: Path
 ) -> None:
-    result = run_cli("run", "--model", model, "--dataset", "synthetic", *FAST, cwd=tmp_path)
+    result = invoke("run", "--model", model, "--dataset", "synthetic", *FAST, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "tsne_kmeans.ari" in result.stdout and "MLflow run" in result.stdout
     (run,) = experiment_runs(tracking_uri)
@@ -113,7 +113,7 @@ def test_the_logged_model_serves_latent_codes_and_the_3d_tsne_is_logged(
 ) -> None:
     import torch
 
-    result = run_cli(
+    result = invoke(
         "run", "--model", "beta_vae", "--dataset", "synthetic", "--epochs", "2", "--n-init", "2", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
@@ -134,7 +134,7 @@ def test_the_logged_model_serves_latent_codes_and_the_3d_tsne_is_logged(
 def test_the_same_seed_gives_the_same_scores(tracking_uri: str, tmp_path: Path) -> None:
     for _ in range(2):
         assert (
-            run_cli(
+            invoke(
                 "run", "--model", "beta_vsc", "--dataset", "synthetic", "--seed", "7", *FAST, cwd=tmp_path
             ).returncode
             == 0
@@ -160,7 +160,7 @@ def test_evaluate_scores_an_embedding_from_a_csv(tracking_uri: str, tmp_path: Pa
     table = pd.DataFrame(coords, columns=["d0", "d1", "d2"], index=[f"cell{i}" for i in range(180)])
     table["cell_type"] = labels
     table.to_csv(tmp_path / "emb.csv")
-    result = run_cli(
+    result = invoke(
         "evaluate",
         "emb.csv",
         "--label-column",
@@ -191,7 +191,7 @@ def test_evaluate_scores_a_2d_h5ad_embedding_without_tsne(tracking_uri: str, tmp
     )
     adata.obsm["X_mine"] = coords
     adata.write_h5ad(tmp_path / "emb.h5ad")
-    result = run_cli(
+    result = invoke(
         "evaluate", "emb.h5ad", "--obsm", "X_mine", "--label-column", "kind", "--n-init", "5", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr

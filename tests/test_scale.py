@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.helpers import run_cli
+from tests.helpers import invoke
 from vaebench.data import load_dataset
 from vaebench.data.source import DataSource
 from vaebench.data.synthetic import make_synthetic_counts
@@ -175,12 +175,12 @@ def test_cli_raw_counts_note_cache_and_dataset_tracking(tmp_path: Path, tracking
     write_counts(tmp_path / "c.h5ad")
     args = ["run", "--model", "pca", "--data", "c.h5ad", "--label-key", "cell_type", "--n-init", "3"]
     args += ["--no-tsne-3d", "--perplexity", "20", "--n-top-genes", "80"]
-    first = run_cli(*args, cwd=tmp_path)
+    first = invoke(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "holds raw counts" in first.stderr and "240 cells x 80 genes, sparse" in first.stdout.replace(
         "\n", " "
     )
-    second = run_cli(*args, "--seed", "1", cwd=tmp_path)
+    second = invoke(*args, "--seed", "1", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     client = MlflowClient(tracking_uri)
     runs = client.search_runs(
@@ -200,7 +200,7 @@ def test_cli_raw_counts_note_cache_and_dataset_tracking(tmp_path: Path, tracking
     dup = anndata.read_h5ad(tmp_path / "c.h5ad")
     dup.obs_names = ["cell_0", *dup.obs_names[:-1]]
     dup.write_h5ad(tmp_path / "dup.h5ad")
-    refused = run_cli("run", "--model", "pca", "--data", "dup.h5ad", "--label-key", "cell_type", cwd=tmp_path)
+    refused = invoke("run", "--model", "pca", "--data", "dup.h5ad", "--label-key", "cell_type", cwd=tmp_path)
     assert refused.returncode == 2 and "duplicate cell id" in refused.stderr
     assert "Traceback" not in refused.stderr
 

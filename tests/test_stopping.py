@@ -10,20 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import experiment_runs
 from tests.test_suite import children, parents, suite_file
 
 # Long enough that both workers are still training when the signal comes; the SIGKILL test trains the
 # two points to the end on the rerun.
 EPOCHS = 400
-
-
-@pytest.fixture
-def tracking_uri(store_with_tables: str) -> str:
-    """The test polls the store while the suite starts: its tables exist before either touches it."""
-    return store_with_tables
 
 
 def descendants(pid: int) -> set[int]:

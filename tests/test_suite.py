@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import artifact_paths, experiment_runs, run_cli
+from tests.helpers import artifact_paths, experiment_runs, invoke, run_cli
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
 from vaebench.suite import load_suite
@@ -84,7 +84,7 @@ def test_a_suite_makes_one_parent_and_tagged_children_and_a_rerun_skips_them(
     tracking_uri: str, tmp_path: Path
 ) -> None:
     path = suite_file(tmp_path, models=("ae", "beta_vae", "pca"), betas=(0.5, 2.0), seeds=(0, 1))
-    first = run_cli("run", "--suite", str(path), cwd=tmp_path)
+    first = invoke("run", "--suite", str(path), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     runs = experiment_runs(tracking_uri)
     kids, (parent,) = children(runs), parents(runs)
@@ -100,7 +100,7 @@ def test_a_suite_makes_one_parent_and_tagged_children_and_a_rerun_skips_them(
         "report/heatmap.png",
     } <= artifact_paths(tracking_uri, parent.info.run_id)
 
-    report = run_cli("report", "--out", "out", cwd=tmp_path)
+    report = invoke("report", "--out", "out", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     out = tmp_path / "out"
     for name in (
@@ -120,12 +120,12 @@ def test_a_suite_makes_one_parent_and_tagged_children_and_a_rerun_skips_them(
     paired = pd.read_csv(out / "paired_vs_pca.csv")
     assert set(paired["n_pairs"]) == {2}
 
-    again = run_cli("run", "--suite", str(path), cwd=tmp_path)
+    again = invoke("run", "--suite", str(path), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "0 trained, 8 already finished" in again.stdout
     assert len(children(experiment_runs(tracking_uri))) == 8
 
-    forced = run_cli("run", "--suite", str(path), "--models", "pca", "--force", cwd=tmp_path)
+    forced = invoke("run", "--suite", str(path), "--models", "pca", "--force", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert len(children(experiment_runs(tracking_uri))) == 10
 
@@ -135,7 +135,7 @@ def test_a_failing_child_is_marked_failed_the_rest_go_on_and_the_exit_is_non_zer
 ) -> None:
     # beta = 1e38 overflows the float32 loss at the first epoch: a real divergence.
     path = suite_file(tmp_path, models=("beta_vae", "pca"), betas=(1e38,), seeds=(0,))
-    result = run_cli("run", "--suite", str(path), cwd=tmp_path)
+    result = invoke("run", "--suite", str(path), cwd=tmp_path)
     assert result.returncode == 1
     assert "FAILED beta_vae" in result.stderr and "diverged" in result.stderr
     kids = children(experiment_runs(tracking_uri))
@@ -170,7 +170,7 @@ def test_a_suite_killed_mid_way_resumes_to_exactly_one_finished_run_per_point(
     before = {k.info.run_id for k in children(experiment_runs(tracking_uri)) if k.info.status == "FINISHED"}
     assert 1 <= len(before) < 4
 
-    resumed = run_cli("run", "--suite", str(path), cwd=tmp_path)
+    resumed = invoke("run", "--suite", str(path), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     kids = children(experiment_runs(tracking_uri))
     finished = [k for k in kids if k.info.status == "FINISHED"]
@@ -188,7 +188,7 @@ def test_parallel_children_score_as_a_lone_run_with_the_same_threads(
     assert result.returncode == 0, result.stderr
     kids = {k.data.tags["seed"]: k for k in children(experiment_runs(tracking_uri))}
     threads = kids["1"].data.tags["threads"]
-    alone = run_cli(
+    alone = invoke(
         "run",
         "--model",
         "beta_vsc",

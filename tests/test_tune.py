@@ -64,12 +64,6 @@ def toy() -> Dataset:
     )
 
 
-@pytest.fixture
-def tracking_uri(store_with_tables: str) -> str:
-    """A fresh SQLite MLflow store per test, its tables already made (conftest)."""
-    return store_with_tables
-
-
 def settings(tmp_path: Path, **changes) -> tuning.TuneSettings:
     base = {
         "model": "ae",
@@ -443,13 +437,13 @@ def test_cli_study_end_to_end_and_the_tuned_model_in_the_report(tracking_uri: st
     tuned model standing beside a suite's defaults in `vaebench report`, paired with pca on its seeds."""
     import anndata
 
-    from tests.helpers import run_cli
+    from tests.helpers import invoke
 
     X, obs = toy_obs(150, np.random.default_rng(1))
     data = tmp_path / "toy.h5ad"
     anndata.AnnData(X=X, obs=obs).write_h5ad(data)
     fixed = [arg for name, value in FAST.items() for arg in ("--set", f"{name}={value}")]
-    tuned = run_cli(
+    tuned = invoke(
         "tune", "--model", "ae", "--data", str(data), "--tune-label-key", "cluster",
         "--eval-label-key", "celltype", "--trials", "2", "--evaluate-seeds", "2", "--sampler-seed", "0",
         "--pruning-interval", "0", "--storage", f"sqlite:///{tmp_path / 'optuna.db'}", *fixed,
@@ -463,7 +457,7 @@ def test_cli_study_end_to_end_and_the_tuned_model_in_the_report(tracking_uri: st
         f'name = "defaults"\ndata_path = "{data}"\nlabel_key = "celltype"\nmodels = ["ae", "pca"]\n'
         "seeds = [0, 1]\n\n[options]\nepochs = 2\nn_init = 2\nperplexity = 10.0\ntsne_3d = false\n"
     )
-    ran = run_cli("run", "--suite", str(suite), "--report-dir", "out", cwd=tmp_path)
+    ran = invoke("run", "--suite", str(suite), "--report-dir", "out", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("entry")
     assert summary.loc["ae (tuned)", "n_seeds"] == 2 and summary.loc["ae", "n_seeds"] == 2
