@@ -1,8 +1,8 @@
 """A model of your own: by import path or entry point, through run, a suite, a report and a study.
 
 The example package (``examples/custom_model``) is installed into the test environment once, as a user
-would install theirs (``pip install --no-deps -e``); the commands then find ``tiny_vae`` by its entry point
-and ``custom_model.models:TinyVAE`` by its path.
+would install theirs (``pip install --no-deps``); the commands then find ``tiny_vae`` by its entry point
+and ``custom_model.models:TinyVAE`` by its path, in this process and in a suite's worker processes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from tests.helpers import FAST, experiment_runs, run_cli
+from tests.helpers import FAST, experiment_runs, invoke, run_cli
 from vaebench.cli import app
 from vaebench.errors import VaebenchError
 from vaebench.models import LatentModel, LossTerms, ModelOptions, get_model
@@ -36,12 +36,15 @@ def example_installed() -> None:
     if any(point.name == "tiny_vae" for point in entry_points(group="vaebench.models")):
         return
     isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    # Not editable: an editable install is found through a .pth file, which only a new interpreter reads;
+    # installed into site-packages, it is importable by this process too (the in-process commands).
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *isolation, "-e", str(EXAMPLE)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *isolation, str(EXAMPLE)],
         check=True,
         capture_output=True,
         timeout=300,
     )
+    importlib.invalidate_caches()
 
 
 class NoEncode(torch.nn.Module):
@@ -113,7 +116,7 @@ def test_a_model_that_cannot_be_used_is_named_with_what_is_wrong(path: str, mess
 
 
 def test_a_bad_path_and_a_non_scalar_loss_end_the_command_with_one_sentence(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "my_models.py").write_text(
         "import torch\n"
@@ -128,8 +131,6 @@ def test_a_bad_path_and_a_non_scalar_loss_end_the_command_with_one_sentence(
         "        per_cell = self.w(x).pow(2).sum(dim=1)\n"
         "        return LossTerms(per_cell, {'penalty': per_cell})\n"
     )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setattr(sys, "path", list(sys.path))  # the working folder joins it, as `python -m` has it
     result = CliRunner().invoke(app, ["run", "--model", "my_models:PerCell", *PBMC])
     assert result.exit_code == 2, result.output
@@ -150,10 +151,10 @@ def test_a_bad_path_and_a_non_scalar_loss_end_the_command_with_one_sentence(
 def test_the_example_is_listed_and_runs_logging_its_loss_parts(
     example_installed: None, tracking_uri: str, tmp_path: Path
 ) -> None:
-    listed = run_cli("list", cwd=tmp_path)
+    listed = invoke("list", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert "tiny_vae" in listed.stdout and "Kingma & Welling 2014" in listed.stdout
-    result = run_cli("run", "--model", "tiny_vae", "--beta", "4", *PBMC, cwd=tmp_path)
+    result = invoke("run", "--model", "tiny_vae", "--beta", "4", *PBMC, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (run,) = experiment_runs(tracking_uri)
     assert run.data.tags["model"] == "tiny_vae" and run.data.tags["beta"] == "4.0"
@@ -194,7 +195,7 @@ def test_the_example_by_its_path_in_a_parallel_suite_and_its_loss_parts_in_the_r
 def test_the_example_is_tuned_in_its_declared_space(
     example_installed: None, tracking_uri: str, tmp_path: Path
 ) -> None:
-    result = run_cli(
+    result = invoke(
         "tune", "--model", "tiny_vae", "--dataset", "pbmc68k", "--trials", "2", "--evaluate-seeds", "0",
         "--pruning-interval", "0", "--storage", f"sqlite:///{tmp_path / 'optuna.db'}",
         "--set", "epochs=2", "--set", "n_init=2", "--set", "perplexity=20", "--set", "tsne_cells=100",
