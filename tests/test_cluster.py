@@ -10,9 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import artifact_paths, experiment_runs, invoke
 from tests.services import Services, free_port
 from tests.test_suite import children, parents, suite_file
+
+# One pytest worker runs them all: the services (the session's `cluster` fixture) start once.
+pytestmark = pytest.mark.xdist_group("cluster")
 
 
 def cluster_args(cluster: Services, experiment: str) -> list[str]:
