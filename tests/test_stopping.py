@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import experiment_runs
+from tests.helpers import experiment_runs, invoke
 from tests.test_suite import children, parents, suite_file
 
 # Long enough that both workers are still training when the signal comes; the SIGKILL test trains the
@@ -127,13 +127,7 @@ def test_after_sigkill_no_worker_is_left_and_the_rerun_finishes_each_point_once(
     assert sorted(k.info.status for k in kids) == ["KILLED", "KILLED"]
     assert {k.data.tags["failure_reason"] for k in kids} == {"its parent process died"}
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "vaebench", "run", "--suite", str(path), "--jobs", "2"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = invoke("run", "--suite", str(path), "--jobs", "2", cwd=tmp_path)  # in this process
     assert resumed.returncode == 0, resumed.stderr
     kids = children(experiment_runs(tracking_uri))
     finished = sorted(k.data.tags["seed"] for k in kids if k.info.status == "FINISHED")
