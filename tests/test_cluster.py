@@ -10,14 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.helpers import artifact_paths, experiment_runs, invoke
+from tests.helpers import artifact_paths, experiment_runs, run_cli
 from tests.services import Services, free_port
 from tests.test_suite import children, parents, suite_file
-
-# One pytest worker runs them all: the services (the session's `cluster` fixture) start once.
-pytestmark = pytest.mark.xdist_group("cluster")
 
 
 def cluster_args(cluster: Services, experiment: str) -> list[str]:
@@ -28,7 +23,7 @@ def test_a_suite_runs_on_the_cluster_and_its_artifacts_are_on_the_server(
     cluster: Services, tmp_path: Path
 ) -> None:
     path = suite_file(tmp_path, models=("ae", "pca"), seeds=(0, 1), epochs=2)
-    result = invoke("run", "--suite", str(path), *cluster_args(cluster, "cluster-suite"), cwd=tmp_path)
+    result = run_cli("run", "--suite", str(path), *cluster_args(cluster, "cluster-suite"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "[4/4]" in result.stdout  # plain progress lines where stdout is not a terminal (a log file)
     runs = experiment_runs(cluster.mlflow_uri, "cluster-suite")
@@ -99,10 +94,10 @@ def test_a_tracking_server_or_scheduler_that_cannot_be_reached_is_one_sentence_a
     tmp_path: Path,
 ) -> None:
     nobody = f"127.0.0.1:{free_port()}"
-    server = invoke("run", "--all", "--tracking-uri", f"http://{nobody}", cwd=tmp_path)
+    server = run_cli("run", "--all", "--tracking-uri", f"http://{nobody}", cwd=tmp_path, timeout=60)
     assert server.returncode == 2
     assert "tracking server at http://" in server.stderr and "Traceback" not in server.stderr
-    scheduler = invoke(
+    scheduler = run_cli(
         "run",
         "--all",
         "--cluster",
@@ -110,6 +105,7 @@ def test_a_tracking_server_or_scheduler_that_cannot_be_reached_is_one_sentence_a
         "--tracking-uri",
         f"sqlite:///{tmp_path / 'm.db'}",
         cwd=tmp_path,
+        timeout=60,
     )
     assert scheduler.returncode == 2, scheduler.stderr
     assert "Dask scheduler at tcp://" in scheduler.stderr and "Traceback" not in scheduler.stderr
@@ -228,8 +224,9 @@ def test_a_tracking_server_restarted_mid_suite_loses_nothing_and_a_rerun_complet
         for k in children(experiment_runs(cluster.mlflow_uri, "server-restart"))
         if k.info.status == "FINISHED"
     }
-    rerun = invoke(*command[3:], cwd=tmp_path)  # the same command, in this process
-    assert rerun.returncode == 0, rerun.stderr
+    rerun = start(command, tmp_path)
+    _out, rerun_err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, rerun_err
     kids = children(experiment_runs(cluster.mlflow_uri, "server-restart"))
     finished = {k.info.run_id: k.data.tags["config_hash"] for k in kids if k.info.status == "FINISHED"}
     assert len(finished) == len(set(finished.values())) == 4  # one FINISHED run per point

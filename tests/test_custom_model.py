@@ -27,8 +27,6 @@ from vaebench.models import LatentModel, LossTerms, ModelOptions, get_model
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "custom_model"
 # t-SNE on a sample of 100 of pbmc68k's 700 cells: the map is most of a run's time on a loaded machine.
 PBMC = ["--dataset", "pbmc68k", *FAST, "--tsne-cells", "100"]
-# One pytest worker runs them all: two installing the example at once would race in site-packages.
-pytestmark = pytest.mark.xdist_group("custom_model")
 
 
 @pytest.fixture(scope="module")

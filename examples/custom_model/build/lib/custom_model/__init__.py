@@ -1,0 +1,1 @@
+"""An example of a model of your own for vaebench: :class:`custom_model.models.TinyVAE`."""
