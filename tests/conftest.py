@@ -73,3 +73,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         pytest.skip(message)
     with cluster_services(tmp_path_factory.mktemp("cluster")) as services:
         yield services
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The cluster tests first: they are the longest file and share one worker's services, so starting
+    them at once lets the other worker take every other file meanwhile (with --no-loadscope-reorder,
+    xdist hands files out in this order) instead of leaving one worker alone with them at the end."""
+    items.sort(key=lambda item: item.path.name != "test_cluster.py")
