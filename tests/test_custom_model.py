@@ -8,6 +8,7 @@ and ``custom_model.models:TinyVAE`` by its path, in this process and in a suite'
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -30,16 +31,19 @@ PBMC = ["--dataset", "pbmc68k", *FAST, "--tsne-cells", "100"]
 
 
 @pytest.fixture(scope="module")
-def example_installed() -> None:
+def example_installed(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The example package, installed into this Python environment as a user installs theirs (once: it
     stays installed). The environment's own setuptools builds it where there is one (no download)."""
     if any(point.name == "tiny_vae" for point in entry_points(group="vaebench.models")):
         return
     isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
     # Not editable: an editable install is found through a .pth file, which only a new interpreter reads;
-    # installed into site-packages, it is importable by this process too (the in-process commands).
+    # installed into site-packages, it is importable by this process too (the in-process commands). Built
+    # from a copy: a build in place leaves build/ and .egg-info folders in the checkout.
+    source = tmp_path_factory.mktemp("example") / "custom_model"
+    shutil.copytree(EXAMPLE, source)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *isolation, str(EXAMPLE)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *isolation, str(source)],
         check=True,
         capture_output=True,
         timeout=300,

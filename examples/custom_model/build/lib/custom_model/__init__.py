@@ -1,1 +1,0 @@
-"""An example of a model of your own for vaebench: :class:`custom_model.models.TinyVAE`."""
