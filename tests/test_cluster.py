@@ -263,8 +263,11 @@ def test_a_study_on_the_cluster_continues_after_a_worker_is_killed_mid_trial(
                 trials = optuna.load_study(study_name="worker-killed", storage=polling).trials
             except KeyError:  # the study does not exist yet
                 trials = []
+            # A trial whose MLflow run has started: killed earlier, it would have no run to mark KILLED.
             running = [
-                t for t in trials if t.state == TrialState.RUNNING and "vaebench.owner" in t.user_attrs
+                t
+                for t in trials
+                if t.state == TrialState.RUNNING and {"vaebench.owner", "mlflow_run_id"} <= set(t.user_attrs)
             ]
             victim = running[0] if running else None
             time.sleep(0.2)

@@ -158,6 +158,12 @@ class TrialObjective:
         }
         hook = None
         started: list[str] = []
+
+        def record_run(run_id: str) -> None:
+            # Named in the trial as soon as it exists: a running trial links to its run in the MLflow UI.
+            started.append(run_id)
+            trial.set_user_attr("mlflow_run_id", run_id)
+
         try:
             config = config_for(self.base, params)
             pruning = self.settings.pruning
@@ -175,7 +181,7 @@ class TrialObjective:
                 parent_run_id=self.parent_run_id,
                 on_epoch=self.epoch_check(hook) if self.epoch_check is not None else hook,
                 dataset=self.dataset,
-                on_start=started.append,
+                on_start=record_run,
             )
         except optuna.TrialPruned:
             self._close(
@@ -203,7 +209,6 @@ class TrialObjective:
             trial.set_user_attr(_FAILURE_ATTR, f"{self.settings.objective} was {value}")
             self._close(started, tracking.FAILED, "FAIL", hook, trial)
             raise VaebenchError(f"Trial {trial.number} scored {self.settings.objective} = {value}.")
-        trial.set_user_attr("mlflow_run_id", run_id)
         trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items() if math.isfinite(v)})
         handle = tracking.run_handle(run_id)
         handle.set_tags({"trial_state": "COMPLETE"})
@@ -227,7 +232,6 @@ class TrialObjective:
         if not started:
             return
         run_id = started[0]
-        trial.set_user_attr("mlflow_run_id", run_id)
         remove = ("failure_reason",) if state == "PRUNED" else ()
         tracking.close_run(run_id, status, {"trial_state": state, **tags}, remove_tags=remove)
         if hook is not None and hook.values:

@@ -33,11 +33,15 @@ _DATA_HASH_ATTR = "vaebench.data_hash"
 
 
 class _RetryStaleTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
-    """Optuna's retry of a stale trial, less the dead process's ownership attributes."""
+    """Optuna's retry of a stale trial, less the dead process's ownership attributes and MLflow run."""
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         trial = copy.deepcopy(trial)
-        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if not k.startswith("vaebench.")}
+        trial.user_attrs = {
+            k: v
+            for k, v in trial.user_attrs.items()
+            if not k.startswith("vaebench.") and k != "mlflow_run_id"
+        }
         super().__call__(study, trial)
 
 
