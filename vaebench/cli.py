@@ -33,6 +33,7 @@ from vaebench.cli_common import (
 )
 from vaebench.config import RunConfig, parse_hidden
 from vaebench.errors import VaebenchError
+from vaebench.heap import freeze_imported_objects
 from vaebench.tune_cli import tune
 
 app = typer.Typer(
@@ -42,6 +43,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _before_every_command() -> None:
+    # Everything the command needs is imported by now: out of the collector's way (vaebench/heap.py).
+    freeze_imported_objects()
 
 
 def configure_tracking(tracking_uri: str | None, experiment: str) -> str:

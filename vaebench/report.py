@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from vaebench import tracking
 from vaebench.errors import VaebenchError
 from vaebench.evaluate import score_heatmap
+from vaebench.evaluate.figures import label_map_axes, label_palette
 from vaebench.evaluate.metrics import BIO, STRUCTURE
 from vaebench.results_table import results_table_figure
 from vaebench.scaling import CONTROLS, GROUPS, TOTAL, add_scaled_scores, aggregate_name, scaled_columns
@@ -278,9 +279,8 @@ def tsne_grid_figure(panels: list[tuple[str, pd.DataFrame]], subtitle: str) -> F
     n = len(panels)
     cols = min(n, 2)
     rows = int(np.ceil(n / cols))
-    labels = sorted(set().union(*(set(table["label"].astype(str)) for _, table in panels)))
-    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
-    colors = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+    colors = label_palette(list(set().union(*(set(table["label"].astype(str)) for _, table in panels))))
+    labels = list(colors)
     fig, axes = plt.subplots(
         rows, cols, figsize=(5.5 * cols + 2.5, 5 * rows), squeeze=False, layout="constrained"
     )
@@ -289,8 +289,7 @@ def tsne_grid_figure(panels: list[tuple[str, pd.DataFrame]], subtitle: str) -> F
             cells = table[table["label"].astype(str) == label]
             ax.scatter(cells["x"], cells["y"], s=6, color=colors[label], label=label, linewidths=0)
         ax.set_title(title)
-        ax.set_xlabel("t-SNE 1")
-        ax.set_ylabel("t-SNE 2")
+        label_map_axes(ax)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     handles = [

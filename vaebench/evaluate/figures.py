@@ -44,6 +44,19 @@ def _scatter_by_label(
         )
 
 
+def label_map_axes(ax: Axes) -> None:
+    """Name a t-SNE map's axes and draw no ticks: its coordinates have no unit or meaning, only the
+    neighbourhoods do (scanpy's embedding plots show none either), and ticks were half of a map's drawing
+    time."""
+    ax.set_xlabel("t-SNE 1")
+    ax.set_ylabel("t-SNE 2")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if hasattr(ax, "set_zlabel"):  # a 3-d map
+        ax.set_zlabel("t-SNE 3")
+        ax.set_zticks([])
+
+
 def _legend_right(ax: Axes, title: str) -> None:
     ax.legend(
         title=title, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, markerscale=2.5, fontsize=9
@@ -54,8 +67,7 @@ def tsne_figure(coords2d: np.ndarray, labels: np.ndarray, title: str) -> Figure:
     """The 2-d t-SNE coloured by cell type, with a legend of names and cell counts."""
     fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
     _scatter_by_label(ax, np.asarray(coords2d), labels, label_palette(labels))
-    ax.set_xlabel("t-SNE 1")
-    ax.set_ylabel("t-SNE 2")
+    label_map_axes(ax)
     ax.set_title(title)
     _legend_right(ax, "cell type")
     return fig
@@ -81,8 +93,7 @@ def kmeans_comparison_figure(
     right.set_title(f"k-means partition (k = {len(centroids)})")
     right.legend(loc="upper right", frameon=True)
     for ax in (left, right):
-        ax.set_xlabel("t-SNE 1")
-        ax.set_ylabel("t-SNE 2")
+        label_map_axes(ax)
     fig.suptitle(title)
     return fig
 
@@ -96,9 +107,7 @@ def tsne3d_figure(coords3d: np.ndarray, labels: np.ndarray, title: str) -> Figur
     for name, color in label_palette(labels).items():
         cells = labels == name
         ax.scatter(*coords3d[cells].T, s=POINT_SIZE, color=color, label=name, depthshade=False)
-    ax.set_xlabel("t-SNE 1")
-    ax.set_ylabel("t-SNE 2")
-    ax.set_zlabel("t-SNE 3")
+    label_map_axes(ax)
     ax.set_title(title)
     ax.legend(
         title="cell type",

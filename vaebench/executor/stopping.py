@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from vaebench.heap import freeze_imported_objects
+
 STOP_GRACE_SECONDS = 15.0
 """How long a stopping worker may take to end its run before it leaves anyway (and the parent kills it)."""
 _WATCHDOG_INTERVAL = 1.0
@@ -154,6 +156,7 @@ def init_worker(parent_pid: int, initializer: Callable[..., None] | None, initar
     threading.Thread(target=_watchdog, name="vaebench-parent-watchdog", daemon=True).start()
     if initializer is not None:
         initializer(*initargs)
+    freeze_imported_objects()  # the worker's modules are imported (vaebench/heap.py)
 
 
 def call_in_worker(function: Callable[..., Any], *args: Any) -> Any:
