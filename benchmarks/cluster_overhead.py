@@ -64,7 +64,7 @@ def main() -> None:
     print(f"CPU: {cpu_model()}; load average before: {os.getloadavg()[0]:.2f}", flush=True)
     root = Path(tempfile.mkdtemp(prefix="vaebench-overhead-"))
     times: dict[str, list[float]] = {"local": [], "dask+sqlite": [], "dask+server": []}
-    with cluster_services(root) as services:
+    with cluster_services(root, server_workers=2) as services:
         for repeat in range(options.repeats):
             sqlite = ["--tracking-uri", f"sqlite:///{root / f'local{repeat}.db'}"]
             times["local"].append(timed_suite([*narrow, "--jobs", "2", *sqlite], root))

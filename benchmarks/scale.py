@@ -9,10 +9,13 @@ preprocessing cache, exactly what a user types:
 
 The wall seconds and the peak resident memory of that process (``wait4``) are measured from outside; the
 stages (read, preprocess, train, each evaluation step, logging) are read back from the run's MLflow
-metrics. The last line printed is one JSON object: ``{"cells": [...], "seconds": [...], "peak_rss_mb":
-[...], "exponent": x, ...}``, the exponent being the least-squares slope of log seconds on log cells.
+metrics. With ``--repeats N`` each size runs N times (each in a fresh process with an empty cache, the
+sizes taken in turn so that the machine's drift falls on all of them) and every figure is the median of
+its N. The last line printed is one JSON object: ``{"cells": [...], "seconds": [...], "peak_rss_mb":
+[...], "exponent": x, ...}``, the exponent being the least-squares slope of log seconds on log cells, and
+``"runs"`` every single measurement.
 
-    python benchmarks/scale.py [--sizes 10000,30000,100000] [--genes 20000] [--epochs 20]
+    python benchmarks/scale.py [--sizes 10000,30000,100000] [--genes 20000] [--epochs 20] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,6 +85,46 @@ def run_metrics(tracking_uri: str, experiment: str) -> dict[str, float]:
     return dict(run.data.metrics)
 
 
+def measure(path: Path, cells: int, args: argparse.Namespace) -> dict:
+    """One whole run on ``path`` in a fresh process with an empty cache: wall seconds, peak RSS, stages."""
+    with tempfile.TemporaryDirectory() as scratch:
+        uri = f"sqlite:///{scratch}/mlflow.db"
+        env = {**os.environ, "VAEBENCH_DATA_DIR": f"{scratch}/cache", "MLFLOW_TRACKING_URI": uri}
+        command = [
+            sys.executable,
+            "-m",
+            "vaebench",
+            "run",
+            "--model",
+            args.model,
+            "--epochs",
+            str(args.epochs),
+        ]
+        command += ["--data", str(path), "--label-key", "cell_type", "--preprocess", "standard"]
+        command += ["--experiment", "scale", *args.extra.split()]
+        seconds, rss, code, output = timed_run(command, env)
+        if code != 0:
+            print(output)
+            raise SystemExit(f"the run at {cells} cells failed with exit code {code}")
+        metrics = run_metrics(uri, "scale")
+    stages = {name: round(metrics.get(key, 0.0), 1) for name, key in STAGES}
+    stages["other"] = round(seconds - sum(stages.values()), 1)  # start-up, imports, hashing, MLflow set-up
+    return {"cells": cells, "seconds": round(seconds, 1), "peak_rss_mb": round(rss), "stages": stages}
+
+
+def median_row(cells: int, measured: list[dict]) -> dict:
+    """The median of each figure over the repeats of one size."""
+    return {
+        "cells": cells,
+        "seconds": round(statistics.median(r["seconds"] for r in measured), 1),
+        "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in measured)),
+        "stages": {
+            name: round(statistics.median(r["stages"][name] for r in measured), 1)
+            for name in measured[0]["stages"]
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -97,45 +141,28 @@ def main() -> None:
         help="Where the counts are kept.",
     )
     parser.add_argument("--extra", default="", help="More `vaebench run` options, space-separated.")
+    parser.add_argument("--repeats", type=int, default=1, help="Runs per size; figures are medians.")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
     args.data_dir.mkdir(parents=True, exist_ok=True)
     print(f"CPU: {cpu_name()} ({os.cpu_count()} cores), Python {platform.python_version()}", flush=True)
 
-    rows = []
+    paths = {}
     for cells in sizes:
         path = args.data_dir / f"counts_{cells}x{args.genes}_seed{args.seed}.h5ad"
         if not path.exists():
             start = time.perf_counter()
             make_counts(path, cells, args.genes, args.seed)
             print(f"made {path.name} in {time.perf_counter() - start:.0f} s", flush=True)
-        with tempfile.TemporaryDirectory() as scratch:
-            uri = f"sqlite:///{scratch}/mlflow.db"
-            env = {**os.environ, "VAEBENCH_DATA_DIR": f"{scratch}/cache", "MLFLOW_TRACKING_URI": uri}
-            command = [
-                sys.executable,
-                "-m",
-                "vaebench",
-                "run",
-                "--model",
-                args.model,
-                "--epochs",
-                str(args.epochs),
-            ]
-            command += ["--data", str(path), "--label-key", "cell_type", "--preprocess", "standard"]
-            command += ["--experiment", "scale", *args.extra.split()]
-            seconds, rss, code, output = timed_run(command, env)
-            if code != 0:
-                print(output)
-                raise SystemExit(f"the run at {cells} cells failed with exit code {code}")
-            metrics = run_metrics(uri, "scale")
-        stages = {name: round(metrics.get(key, 0.0), 1) for name, key in STAGES}
-        stages["other"] = round(
-            seconds - sum(stages.values()), 1
-        )  # start-up, imports, hashing, MLflow set-up
-        row = {"cells": cells, "seconds": round(seconds, 1), "peak_rss_mb": round(rss), "stages": stages}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        paths[cells] = path
+
+    runs: dict[int, list[dict]] = {cells: [] for cells in sizes}
+    for repeat in range(args.repeats):
+        for cells in sizes:
+            row = measure(paths[cells], cells, args)
+            runs[cells].append(row)
+            print(json.dumps({"repeat": repeat + 1, **row}), flush=True)
+    rows = [median_row(cells, runs[cells]) for cells in sizes]
 
     cells = np.array([r["cells"] for r in rows], dtype=float)
     seconds = np.array([r["seconds"] for r in rows], dtype=float)
@@ -155,6 +182,8 @@ def main() -> None:
         "model": args.model,
         "cpu": cpu_name(),
         "stages": [r["stages"] for r in rows],
+        "repeats": args.repeats,
+        "runs": {str(cells): runs[cells] for cells in sizes},
     }
     print(json.dumps(summary))
 

@@ -62,6 +62,7 @@ class Services:
     pg_bin: Path | None = None
     pg_port: int = 0
     mlflow_uri: str = ""
+    server_workers: int = 1
     scheduler: str = ""
     workers: list[subprocess.Popen] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
@@ -133,8 +134,12 @@ class Services:
         self.processes.append(process)
         return process
 
-    def start_mlflow(self, database: str = "mlflow", port: int | None = None) -> None:
-        """The tracking server on ``port`` (a free one by default), serving artifacts from ``root``."""
+    def start_mlflow(
+        self, database: str = "mlflow", port: int | None = None, workers: int | None = None
+    ) -> None:
+        """The tracking server on ``port`` (a free one by default), serving artifacts from ``root``, with
+        ``workers`` worker processes (by default as many as the last start had, first 1)."""
+        self.server_workers = workers or self.server_workers
         port = port or free_port()
         artifacts = self.root / "mlflow-artifacts"
         self.spawn(
@@ -152,7 +157,7 @@ class Services:
             "--port",
             str(port),
             "--workers",
-            "2",
+            str(self.server_workers),
             # uvicorn restarts a worker that does not answer its health check within 5 s; on a loaded
             # machine a worker still importing MLflow never would, and the server would never come up.
             "--uvicorn-opts",
@@ -258,13 +263,14 @@ def _end_all(processes: list[subprocess.Popen]) -> None:
 
 
 @contextlib.contextmanager
-def cluster_services(root: Path, workers: int = 2) -> Iterator[Services]:
-    """PostgreSQL (databases ``mlflow``, ``optuna`` and ``claims``), the MLflow server and a Dask scheduler
-    with ``workers`` workers; all stopped on the way out."""
+def cluster_services(root: Path, workers: int = 2, server_workers: int = 1) -> Iterator[Services]:
+    """PostgreSQL (databases ``mlflow``, ``optuna`` and ``claims``), the MLflow server with
+    ``server_workers`` worker processes (one serves the tests' few requests; each costs an import of the
+    server at every start) and a Dask scheduler with ``workers`` workers; all stopped on the way out."""
     services = Services(root)
     try:
         services.start_postgres(("mlflow", "optuna", "claims"))
-        services.start_mlflow()
+        services.start_mlflow(workers=server_workers)
         services.start_dask(workers)
         yield services
     finally:
