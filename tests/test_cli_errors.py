@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.helpers import experiment_runs, run_cli
+from tests.helpers import invoke as invoke_command
 from vaebench.cli import app
 
 runner = CliRunner()
@@ -117,7 +118,7 @@ def test_a_bad_input_leaves_earlier_runs_untouched(
     files: dict[str, Path], tracking_uri: str, tmp_path: Path
 ) -> None:
     """As a user sees it: the real command, its exit code, stderr, and the MLflow store after it."""
-    ok = run_cli(
+    ok = invoke_command(  # the earlier run, made in this process
         "evaluate",
         str(files["good"]),
         "--label-column",

@@ -127,7 +127,8 @@ def test_after_sigkill_no_worker_is_left_and_the_rerun_finishes_each_point_once(
     assert sorted(k.info.status for k in kids) == ["KILLED", "KILLED"]
     assert {k.data.tags["failure_reason"] for k in kids} == {"its parent process died"}
 
-    resumed = invoke("run", "--suite", str(path), "--jobs", "2", cwd=tmp_path)  # in this process
+    # The rerun is not the subject: in this process, one point after the other (no worker processes).
+    resumed = invoke("run", "--suite", str(path), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     kids = children(experiment_runs(tracking_uri))
     finished = sorted(k.data.tags["seed"] for k in kids if k.info.status == "FINISHED")
