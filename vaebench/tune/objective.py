@@ -20,7 +20,7 @@ from vaebench.errors import VaebenchError
 from vaebench.executor.owners import process_owner
 from vaebench.tune.settings import CPU_OBJECTIVE, TuneSettings, base_config, search_space
 from vaebench.tune.space import config_for, suggest
-from vaebench.tune.storage import _FAILURE_ATTR, _OWNER_ATTR, _PARENT_ATTR
+from vaebench.tune.storage import _FAILURE_ATTR, _OWNER_ATTR, _PARENT_ATTR, RUN_ID_ATTR
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -162,7 +162,7 @@ class TrialObjective:
         def record_run(run_id: str) -> None:
             # Named in the trial as soon as it exists: a running trial links to its run in the MLflow UI.
             started.append(run_id)
-            trial.set_user_attr("mlflow_run_id", run_id)
+            trial.set_user_attr(RUN_ID_ATTR, run_id)
 
         try:
             config = config_for(self.base, params)

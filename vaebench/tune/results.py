@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vaebench.stats import PairedDifference, paired_difference
 from vaebench.tune.settings import PROTOCOL_METRICS
+from vaebench.tune.storage import RUN_ID_ATTR
 
 
 @dataclass
@@ -38,7 +39,7 @@ class TrialSummary:
             trial.state.name,
             list(trial.values) if trial.values else None,
             dict(trial.params),
-            trial.user_attrs.get("mlflow_run_id"),
+            trial.user_attrs.get(RUN_ID_ATTR),
         )
 
 

@@ -30,6 +30,7 @@ _PARENT_ATTR = "vaebench.parent"  # the MLflow parent run of the invocation that
 _FAILURE_ATTR = "vaebench.failure"
 _DEFINITION_ATTR = "vaebench.definition"
 _DATA_HASH_ATTR = "vaebench.data_hash"
+RUN_ID_ATTR = "mlflow_run_id"  # the trial's MLflow run, set as soon as that run starts
 
 
 class _RetryStaleTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
@@ -38,9 +39,7 @@ class _RetryStaleTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         trial = copy.deepcopy(trial)
         trial.user_attrs = {
-            k: v
-            for k, v in trial.user_attrs.items()
-            if not k.startswith("vaebench.") and k != "mlflow_run_id"
+            k: v for k, v in trial.user_attrs.items() if not k.startswith("vaebench.") and k != RUN_ID_ATTR
         }
         super().__call__(study, trial)
 

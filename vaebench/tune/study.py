@@ -31,6 +31,7 @@ from vaebench.tune.space import config_for
 from vaebench.tune.storage import (
     _DATA_HASH_ATTR,
     _FAILURE_ATTR,
+    RUN_ID_ATTR,
     close_dead_runs,
     counted_trials,
     fail_orphaned_trials,
@@ -319,7 +320,7 @@ def _log_best(
                 "values": dict(zip(settings.objectives, trial.values, strict=True)),
                 "params": trial.params,
                 "config": config.params(),
-                "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
+                "mlflow_run_id": trial.user_attrs.get(RUN_ID_ATTR),
             }
         )
     parent.log_dict({"objectives": list(settings.objectives), "best": records}, "best/params.json")
@@ -330,7 +331,7 @@ def _log_best(
     trial = best[0]
     parent.log_params({**{f"best.{k}": v for k, v in trial.params.items()}, "best.trial": trial.number})
     parent.log_metrics({f"best.{settings.objective}": trial.values[0]})
-    parent.set_tags({"best_trial": trial.number, "best_run_id": trial.user_attrs.get("mlflow_run_id", "")})
+    parent.set_tags({"best_trial": trial.number, "best_run_id": trial.user_attrs.get(RUN_ID_ATTR, "")})
 
 
 def _log_figures(
