@@ -65,7 +65,14 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
                 # Two invocations creating the experiment at once: one create fails, the experiment exists.
                 chosen = mlflow.set_experiment(experiment)
         if chosen.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-            MlflowClient().set_experiment_tag(chosen.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+            client = MlflowClient()
+            try:
+                client.set_experiment_tag(chosen.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+            except MlflowException:
+                # Two invocations tagging the new experiment at once: one insert fails, the tag is there.
+                tags = client.get_experiment(chosen.experiment_id).tags
+                if tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                    raise
     except MlflowException as error:
         raise VaebenchError(
             f"MLflow at {mlflow.get_tracking_uri()} could not be used: {str(error).splitlines()[0]}"
