@@ -4,6 +4,7 @@ the data layer keeps for count models through preprocessing and the cache."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import anndata
@@ -14,6 +15,7 @@ import scipy.sparse as sp
 import torch
 
 from vaebench.config import RunConfig
+from vaebench.data.preprocess import preprocess
 from vaebench.data.source import DataSource
 from vaebench.data.synthetic import make_synthetic_counts
 from vaebench.errors import VaebenchError
@@ -185,3 +187,16 @@ def test_the_runner_feeds_nb_vae_the_counts_and_other_models_the_prepared_matrix
     model, latent, _ = fit(config, dataset)
     np.testing.assert_allclose(latent, encode(model, as_tensor(dataset.counts, torch.device("cpu"))))
     assert not np.allclose(latent, encode(model, as_tensor(dataset.X, torch.device("cpu"))))
+
+
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("largest_count", [40, 70_000, 5_000_000_000])
+def test_standard_keeps_the_exact_counts_of_the_kept_genes(dense: bool, largest_count: int) -> None:
+    raw = make_synthetic_counts(120, 90, n_types=3, seed=2)
+    counts = raw.X.toarray()
+    counts[0, 0] = largest_count  # beyond uint16, beyond uint32: the saved values must stay exact
+    matrix = counts if dense else sp.csr_matrix(counts)
+    dataset = preprocess(replace(raw, X=matrix, raw_counts=None), "standard", n_top_genes=30)
+    kept = pd.DataFrame(counts, columns=raw.gene_names)[list(dataset.gene_names)].to_numpy()
+    assert dataset.n_genes == 30 and sp.issparse(dataset.counts) != dense
+    np.testing.assert_array_equal(np.asarray(sp.csr_matrix(dataset.counts).toarray()), kept)
