@@ -111,8 +111,7 @@ def standard_preprocess(  # type: ignore[no-untyped-def]
 
     if copy:
         adata = adata.copy()
-    adata.X = as_matrix(adata.X, "the counts")
-    counts = CountValues(adata.X)
+    counts = CountValues(adata.X)  # the dataset's float32 matrix itself: a new wrapper would keep its values
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     keep = np.ones(adata.n_vars, dtype=bool)
