@@ -133,3 +133,32 @@ def test_figures_render_to_real_pngs(tmp_path: Path) -> None:
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
     legend = figures["tsne.png"].axes[0].get_legend()
     assert {t.get_text().split(" (")[0] for t in legend.get_texts()} == {"T cell", "B cell", "NK"}
+
+
+@pytest.mark.parametrize("dpi", [None, 110])
+def test_figures_are_written_with_the_pixels_savefig_gives(tmp_path: Path, dpi: float | None) -> None:
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from vaebench.evaluate.figures import save_png
+
+    rng = np.random.default_rng(0)
+    labels = np.array(["CD14+ Monocyte", "B cell", "NK"] * 50)
+    coords, coords3d = rng.normal(size=(150, 2)), rng.normal(size=(150, 3))
+    kmeans, centroids = rng.integers(0, 3, 150), rng.normal(size=(3, 2))
+    makers = {
+        "comparison": lambda: kmeans_comparison_figure(coords, labels, kmeans, centroids, "k-means"),
+        "map3d": lambda: tsne3d_figure(coords3d, labels, "3-d"),
+    }
+    open_before = plt.get_fignums()
+    for name, make in makers.items():
+        figure = make()
+        figure.savefig(tmp_path / f"{name}-savefig.png", **({} if dpi is None else {"dpi": dpi}))
+        plt.close(figure)
+        figure = make()
+        save_png(figure, tmp_path / f"{name}.png", dpi)
+        plt.close(figure)
+        expected, written = (Image.open(tmp_path / f"{name}{suffix}.png") for suffix in ("-savefig", ""))
+        assert written.size == expected.size and written.info["dpi"] == expected.info["dpi"]
+        np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
+    assert plt.get_fignums() == open_before  # a figure drawn on its own canvas still closes

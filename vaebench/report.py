@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from vaebench import tracking
 from vaebench.errors import VaebenchError
 from vaebench.evaluate import score_heatmap
-from vaebench.evaluate.figures import label_map_axes, label_palette
+from vaebench.evaluate.figures import label_map_axes, label_palette, save_png
 from vaebench.evaluate.metrics import BIO, STRUCTURE
 from vaebench.results_table import results_table_figure
 from vaebench.scaling import CONTROLS, GROUPS, TOTAL, add_scaled_scores, aggregate_name, scaled_columns
@@ -325,7 +325,7 @@ def write_report(
 
     def save_figure(name: str, figure: Figure) -> None:
         path = out_dir / name
-        figure.savefig(path, dpi=110)
+        save_png(figure, path, dpi=110)
         plt.close(figure)
         files.append(path)
 

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import posixpath
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -187,7 +188,13 @@ class RunHandle:
                     raise
 
     def log_figure(self, figure: Figure, artifact_file: str) -> None:
-        self.client.log_figure(self.run_id, figure, artifact_file)
+        """``figure`` as the PNG artifact ``artifact_file``, drawn once (:func:`~vaebench.evaluate.figures.save_png`)."""
+        from vaebench.evaluate.figures import save_png
+
+        folder, name = posixpath.split(artifact_file)
+        with tempfile.TemporaryDirectory() as scratch:
+            save_png(figure, Path(scratch) / name)
+            self.log_file(Path(scratch) / name, folder or None)
 
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
         """A DataFrame as a CSV (or Markdown, by the file's suffix) artifact."""
