@@ -27,7 +27,7 @@ from vaebench.models import LatentModel, LossTerms, ModelOptions, get_model
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "custom_model"
 # t-SNE on a sample of 100 of pbmc68k's 700 cells: the map is most of a run's time on a loaded machine.
-PBMC = ["--dataset", "pbmc68k", *FAST, "--tsne-cells", "100"]
+PBMC = ["--dataset", "pbmc68k", *FAST]
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ epochs = {epochs}
 n_init = 2
 perplexity = 20.0
 tsne_3d = false
+tsne_cells = 100
 """
 
 
@@ -205,6 +206,8 @@ def test_parallel_children_score_as_a_lone_run_with_the_same_threads(
         "--perplexity",
         "20",
         "--no-tsne-3d",
+        "--tsne-cells",
+        "100",
         "--threads",
         threads,
         "--experiment",
