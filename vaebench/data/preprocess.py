@@ -46,7 +46,8 @@ class CountValues:
 
     Normalising and log1p change a CSR matrix's values, not where they are, so only the values are saved,
     in the smallest unsigned integer type that holds them exactly (``uint16`` for UMI counts): at 100,000
-    cells x 20,000 genes a quarter of the memory of a copy of the matrix (issue 7's 4 GB bar)."""
+    cells x 20,000 genes a quarter of the memory of a copy of the matrix (issue 7's 4 GB bar). The matrix
+    must hold raw counts (non-negative integers), as :func:`preprocess` checks before it gets here."""
 
     def __init__(self, matrix: Matrix) -> None:
         self._sparse = sp.issparse(matrix)
