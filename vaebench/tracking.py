@@ -188,7 +188,8 @@ class RunHandle:
                     raise
 
     def log_figure(self, figure: Figure, artifact_file: str) -> None:
-        """``figure`` as the PNG artifact ``artifact_file``, drawn once (:func:`~vaebench.evaluate.figures.save_png`)."""
+        """``figure`` as the PNG artifact ``artifact_file``, drawn once
+        (:func:`~vaebench.evaluate.figures.save_png`)."""
         from vaebench.evaluate.figures import save_png
 
         folder, name = posixpath.split(artifact_file)
