@@ -29,10 +29,9 @@ def png_image(figure: Figure, dpi: float | None = None) -> Image.Image:
 
     ``savefig`` draws a figure with a layout engine (every figure here is constrained) twice, once to place
     its parts and once to paint them; one draw does both and gives the same pixels (checked, with the dpi
-    :func:`save_png` records, on the
-    2-d and 3-d maps, the k-means comparison and the score heatmap, at the figure's dpi and at 110: identical
-    arrays). Measured on 700 cells, median of 5, AMD EPYC: the map 0.24-0.29 s -> 0.15-0.18 s, the k-means
-    comparison 0.39 s -> 0.27 s."""
+    :func:`save_png` records, on the 2-d and 3-d maps, the k-means comparison and the score heatmap, at the
+    figure's dpi and at 110: identical arrays). Measured on 700 cells, median of 5, AMD EPYC: the map
+    0.24-0.29 s -> 0.15-0.18 s, the k-means comparison 0.39 s -> 0.27 s."""
     if dpi is not None:
         figure.set_dpi(dpi)
     canvas = FigureCanvasAgg(figure)  # whatever backend the figure was made under
