@@ -135,6 +135,33 @@ def test_figures_render_to_real_pngs(tmp_path: Path) -> None:
     assert {t.get_text().split(" (")[0] for t in legend.get_texts()} == {"T cell", "B cell", "NK"}
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["B cell", "CD14+ Monocyte", "NK"],  # the 3-d map once clipped this legend at the figure's edge
+        ["CD14+ Monocyte", "CD4+/CD45RA+/CD25- Naive T", "CD8+/CD45RA+ Naive Cytotoxic", "Dendritic"],
+    ],
+)
+def test_the_maps_legends_and_labels_lie_inside_the_figure(names: list[str]) -> None:
+    labels = np.array(names * 30)
+    rng = np.random.default_rng(0)
+    for figure in (
+        tsne_figure(rng.normal(size=(len(labels), 2)), labels, "2-d"),
+        tsne3d_figure(rng.normal(size=(len(labels), 3)), labels, "3-d"),
+    ):
+        figure.canvas.draw()
+        legend = figure.legends[0] if figure.legends else figure.axes[0].get_legend()
+        assert [text.get_text().split(" (")[0] for text in legend.get_texts()] == sorted(names)
+        parts = [legend, *legend.get_texts(), figure.axes[0].xaxis.label, figure.axes[0].yaxis.label]
+        for part in parts:
+            box = part.get_window_extent()
+            assert figure.bbox.x0 <= box.x0 and box.x1 <= figure.bbox.x1, part
+            assert figure.bbox.y0 <= box.y0 and box.y1 <= figure.bbox.y1, part
+        if hasattr(figure.axes[0], "zaxis"):
+            z_label = figure.axes[0].zaxis.label.get_window_extent()
+            assert z_label.x1 < legend.get_window_extent().x0  # the z label stays off the legend
+
+
 @pytest.mark.parametrize("dpi", [None, 110])
 def test_figures_are_written_with_the_pixels_savefig_gives(tmp_path: Path, dpi: float | None) -> None:
     import matplotlib.pyplot as plt

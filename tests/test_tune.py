@@ -338,6 +338,35 @@ def test_multi_objective_gives_a_pareto_front(tracking_uri: str, tmp_path: Path,
     assert parent.data.params["pruner"] == "NopPruner"
 
 
+def test_optunas_plots_keep_their_style_to_their_own_figures() -> None:
+    """Optuna's plots call plt.style.use("ggplot"): the study's later figures, a report's or a run's maps
+    drawn in the same process must keep matplotlib's style."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from vaebench.tune.figures import history_figure, importance_figure, pareto_figure
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    single = optuna.create_study(direction="maximize")
+    single.optimize(lambda trial: trial.suggest_float("beta", 0.1, 10) ** 0.5, n_trials=4)
+    double = optuna.create_study(directions=["maximize", "minimize"])
+    double.optimize(
+        lambda trial: (trial.suggest_float("beta", 0.1, 10), trial.params["beta"] ** 2), n_trials=4
+    )
+    style_before = dict(matplotlib.rcParams)
+    figures = [
+        history_figure(single, ["ari"]),
+        importance_figure(single, ["ari"]),
+        pareto_figure(double, ["ari", "seconds"]),
+    ]
+    assert figures[0].axes[0].get_facecolor() != (1.0, 1.0, 1.0, 1.0)  # Optuna's own figures keep ggplot
+    assert dict(matplotlib.rcParams) == style_before
+    later = plt.figure()
+    assert later.add_subplot().get_facecolor() == (1.0, 1.0, 1.0, 1.0)
+    for figure in [*figures, later]:
+        plt.close(figure)
+
+
 # --------------------------------------------------------------------------------- killed and resumed
 
 
