@@ -100,6 +100,12 @@ def test_latent_not_below_the_gene_count(files: dict[str, Path], tracking_uri: s
         (("--metrics", "nmi,accuracy"), "known metrics are"),
         (("--model", "nb_vae", "--dataset", "digits"), "digits does not have"),
         (("--model", "flow_vae", "--flows", "0"), "--flows must be at least 1"),
+        # A suite's own axes: a single run's option would be dropped from it, so it is refused.
+        (("--all", "--beta", "4"), "a suite takes --betas"),
+        (("--all", "--model", "beta_vae"), "a suite takes --models"),
+        (("--suite", "default", "--seed", "1"), "a suite takes --seeds"),
+        (("--all", "--dataset", "pbmc68k", "--data", "x.h5ad"), "either --dataset or --data"),
+        (("--all", "--dataset", "pbmc4k"), "pbmc68k"),
     ],
 )
 def test_impossible_settings_and_unknown_names(

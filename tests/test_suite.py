@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -71,14 +72,56 @@ def test_the_bundled_suites_load_and_the_default_has_eighty_points() -> None:
         load_suite("nightly")
 
 
-def test_narrowing_a_suite_replaces_its_axes() -> None:
-    suite = load_suite("default").narrowed(models=["beta_vae", "pca"], betas=[1.0], seeds=[3], epochs=5)
+def test_narrowing_a_suite_replaces_its_axes_and_its_settings() -> None:
+    default = load_suite("default")
+    suite = default.narrowed(models=["beta_vae", "pca"], betas=[1.0], seeds=[3], settings={"epochs": 5})
     grid = suite.grid()
     assert [(c.model, c.beta, c.seed, c.epochs) for c in grid] == [
         ("beta_vae", 1.0, 3, 5),
         # pca is not trained: its training settings stay at their defaults, out of its params and hash
         ("pca", 2.0, 3, RunConfig.epochs),
     ]
+    # Another label column of the same data keeps the data; other data drop the suite's label column,
+    # which names a column of pbmc68k.
+    louvain = default.narrowed(settings={"label_key": "louvain"}).grid()
+    assert {(c.dataset, c.label_key) for c in louvain} == {("pbmc68k", "louvain")}
+    pbmc3k = default.narrowed(settings={"dataset": "pbmc3k", "n_init": 10}).grid()
+    assert {(c.dataset, c.label_key, c.n_init, c.perplexity) for c in pbmc3k} == {("pbmc3k", None, 10, 40.0)}
+    with pytest.raises(VaebenchError, match="per grid point"):
+        default.narrowed(settings={"beta": 4.0})
+
+
+def test_a_suite_runs_on_the_users_data_with_the_options_given(tracking_uri: str, tmp_path: Path) -> None:
+    import anndata
+
+    rng = np.random.default_rng(0)
+    types = np.repeat(["B", "NK", "T"], 40)
+    centres = rng.normal(scale=3, size=(3, 30))
+    X = centres[np.searchsorted(["B", "NK", "T"], types)] + rng.normal(size=(120, 30))
+    anndata.AnnData(
+        X=X.astype(np.float32), obs=pd.DataFrame({"cell_type": types}, index=[f"c{i}" for i in range(120)])
+    ).write_h5ad(tmp_path / "mine.h5ad")
+    path = suite_file(tmp_path, models=("ae", "pca"), seeds=(0, 1))
+    result = invoke(
+        "run", "--suite", str(path), "--models", "pca", "--data", "mine.h5ad", "--label-key", "cell_type",
+        "--latent-dim", "4", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "on mine.h5ad" in result.stdout
+    kids = children(experiment_runs(tracking_uri))
+    assert len(kids) == 2
+    for kid in kids:
+        params = kid.data.params
+        assert params["data_path"] == str(tmp_path / "mine.h5ad") and params["dataset"] == "None"
+        assert (params["label_key"], params["latent_dim"], params["n_init"]) == ("cell_type", "4", "2")
+        assert kid.data.tags["model"] == "pca"
+    (parent,) = parents(experiment_runs(tracking_uri))
+    local = MlflowClient(tracking_uri).download_artifacts(
+        parent.info.run_id, "suite/definition.json", str(tmp_path)
+    )
+    definition = json.loads(Path(local).read_text())
+    assert definition["data_path"] == str(tmp_path / "mine.h5ad")
+    assert definition["options"]["latent_dim"] == 4
 
 
 def test_a_suite_makes_one_parent_and_tagged_children_and_a_rerun_skips_them(

@@ -95,8 +95,25 @@ def print_run_location(tracking_uri: str, experiment: str, run_id: str) -> None:
     out.print(f"  browse it with: mlflow ui --backend-store-uri {tracking_uri}", highlight=False)
 
 
+# The options of `run` that pick one grid point; a suite has its own axes for them.
+SINGLE_RUN_OPTIONS = {"model": "--models", "beta": "--betas", "seed": "--seeds"}
+# `run`'s parameters whose RunConfig field has another name.
+CONFIG_FIELD_OF = {"data": "data_path", "labels": "labels_path"}
+
+
+def given_options(ctx: typer.Context) -> set[str]:
+    """The parameters of a command the user set (on the command line or through the environment), as
+    opposed to those left at their defaults."""
+    # By name: typer may carry a click of its own, whose ParameterSource is not click.core's.
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    return {
+        name for name, source in sources.items() if source and source.name not in ("DEFAULT", "DEFAULT_MAP")
+    }
+
+
 @app.command()
 def run(
+    ctx: typer.Context,
     model: Annotated[
         str,
         typer.Option(
@@ -199,14 +216,54 @@ def run(
     earlier invocation left unfinished.
     """
     with user_errors():
+        one_data_source(dataset, data)
+        settings: dict[str, Any] = {
+            "model": model,
+            "dataset": dataset,
+            "data_path": str(data) if data is not None else None,
+            "labels_path": str(labels) if labels is not None else None,
+            "label_key": label_key,
+            "preprocess": preprocess,
+            "n_top_genes": n_top_genes,
+            "scale": scale,
+            "cells": cells,
+            "genes": genes,
+            "beta": beta,
+            "seed": seed,
+            "epochs": epochs,
+            "latent_dim": latent_dim,
+            "lr": lr,
+            "batch_size": batch_size,
+            "variant": variant,
+            "hidden": parse_hidden(hidden),
+            "flows": flows,
+            "perplexity": perplexity,
+            "n_init": n_init,
+            "tsne_3d": tsne_3d,
+            "tsne_cells": tsne_cells,
+            "metrics": tuple(parse_list(metrics, str, "--metrics")) if metrics else None,
+            "threads": threads,
+            "device": device,
+        }
         if run_all or suite is not None:
-            explicit_epochs = epochs if epochs != RunConfig.epochs else None
+            given = given_options(ctx)
+            for name, axis in SINGLE_RUN_OPTIONS.items():
+                if name in given:
+                    raise VaebenchError(
+                        f"--{name} sets a single run's {name}; a suite takes {axis} (with --all or --suite)."
+                    )
+            # Every other run option the user gave applies to each of the suite's runs.
+            overrides = {
+                field: settings[field]
+                for field in (CONFIG_FIELD_OF.get(name, name) for name in given)
+                if field in settings
+            }
             run_suite_command(
                 suite or "default",
                 models,
                 betas,
                 seeds,
-                explicit_epochs,
+                overrides,
                 jobs,
                 force,
                 report_dir,
@@ -218,35 +275,8 @@ def run(
             return
         if cluster is not None:
             raise VaebenchError("--cluster runs suites (--all or --suite); a single run trains here.")
-        config = RunConfig(
-            model=model,
-            dataset=dataset if dataset is not None or data is None else None,
-            data_path=str(data) if data is not None else None,
-            labels_path=str(labels) if labels is not None else None,
-            label_key=label_key,
-            preprocess=preprocess,
-            n_top_genes=n_top_genes,
-            scale=scale,
-            cells=cells,
-            genes=genes,
-            beta=beta,
-            seed=seed,
-            epochs=epochs,
-            latent_dim=latent_dim,
-            lr=lr,
-            batch_size=batch_size,
-            variant=variant,
-            hidden=parse_hidden(hidden),
-            flows=flows,
-            perplexity=perplexity,
-            n_init=n_init,
-            tsne_3d=tsne_3d,
-            tsne_cells=tsne_cells,
-            metrics=tuple(parse_list(metrics, str, "--metrics")) if metrics else None,
-            threads=threads,
-            device=device,
-        )
-        one_data_source(dataset, data)
+        # Without --dataset or --data, RunConfig's data source is the default dataset.
+        config = RunConfig(**settings)
         config = config.validate()
         from vaebench.models import get_model
         from vaebench.runner import load_for, run_and_log
@@ -303,7 +333,7 @@ def run_suite_command(
     models: str | None,
     betas: str | None,
     seeds: str | None,
-    epochs: int | None,
+    overrides: dict[str, Any],
     jobs: int,
     force: bool,
     report_dir: Path,
@@ -327,12 +357,15 @@ def run_suite_command(
         models=parse_list(models, str, "--models"),
         betas=parse_list(betas, float, "--betas"),
         seeds=parse_list(seeds, int, "--seeds"),
-        epochs=epochs,
+        settings=overrides,
     )
     grid = suite.grid()
     where = f"on the Dask cluster {cluster}" if cluster else f"{jobs} job(s)"
+    data = grid[0].data_source().name
     out.print(
-        f"Suite [bold]{suite.name}[/]: {len(grid)} grid points ({', '.join(suite.models)}; seeds {list(suite.seeds)}), {where}"
+        f"Suite [bold]{suite.name}[/]: {len(grid)} grid points ({', '.join(suite.models)}; seeds {list(suite.seeds)}) "
+        f"on {data}, {where}",
+        highlight=False,
     )
 
     def write_report(parent_run_id: str, parent: Any) -> None:

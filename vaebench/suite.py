@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from vaebench.models import get_model
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SUITE_DIRS = (Path("benchmarks/suites"), PACKAGE_ROOT / "benchmarks" / "suites")
 DEFAULT_SUITE = "default"
+# A suite's own data source: top-level keys of its file, not [options].
+DATA_SOURCE_FIELDS = ("dataset", "data_path", "labels_path", "label_key")
 
 
 @dataclass(frozen=True)
@@ -81,20 +83,35 @@ class Suite:
         models: Sequence[str] | None = None,
         betas: Sequence[float] | None = None,
         seeds: Sequence[int] | None = None,
-        epochs: int | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> Suite:
-        """The same suite with some axes replaced (the CLI's --models, --betas, --seeds, --epochs)."""
+        """The same suite with some axes replaced (the CLI's --models, --betas, --seeds) and run settings
+        given for all its runs (any other option of ``vaebench run``, as RunConfig fields).
+
+        Another dataset or file replaces the suite's whole data source: its labels file and label column
+        belong to its own data, so they go too unless given again."""
         for name in models or ():
             get_model(name)
-        options = dict(self.options)
-        if epochs is not None:
-            options["epochs"] = epochs
+        settings = dict(settings or {})
+        unknown = sorted(set(settings) - set(RunConfig.field_names()))
+        if unknown:
+            raise VaebenchError(f"Unknown setting(s) {', '.join(unknown)} for a suite.")
+        axes = sorted(set(settings) & {"model", "beta", "seed"})
+        if axes:
+            raise VaebenchError(f"A suite sets {', '.join(axes)} per grid point, not for all its runs.")
+        source = {name: settings.pop(name) for name in DATA_SOURCE_FIELDS if name in settings}
+        for name in ("data_path", "labels_path"):  # recorded as the files they are, wherever it runs
+            if source.get(name) is not None:
+                source[name] = str(Path(source[name]).expanduser().resolve())
+        if "dataset" in source or "data_path" in source:
+            source = {**dict.fromkeys(DATA_SOURCE_FIELDS), **source}
         return replace(
             self,
             models=tuple(models) if models else self.models,
             betas=tuple(float(b) for b in betas) if betas else self.betas,
             seeds=tuple(int(s) for s in seeds) if seeds else self.seeds,
-            options=options,
+            options={**self.options, **settings},
+            **source,
         )
 
     def definition(self) -> dict[str, Any]:
@@ -127,18 +144,7 @@ def load_suite(name_or_path: str) -> Suite:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise VaebenchError(f"Suite file {path} is not valid TOML ({error}).") from None
-    known = {
-        "name",
-        "description",
-        "dataset",
-        "data_path",
-        "labels_path",
-        "label_key",
-        "models",
-        "betas",
-        "seeds",
-        "options",
-    }
+    known = {"name", "description", *DATA_SOURCE_FIELDS, "models", "betas", "seeds", "options"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise VaebenchError(
@@ -234,6 +240,10 @@ def run_suite(
     """
     if jobs < 1:
         raise VaebenchError(f"--jobs must be at least 1, got {jobs}.")
+    grid = suite.grid()
+    dataset = dataset_of(grid[0])  # data that cannot be read end the suite before MLflow is touched
+    for config in grid:
+        config.check_against(dataset.n_cells, dataset.n_genes)
     uri = tracking.configure(tracking_uri, experiment)
     claims = Claims(claims_url(claims_db, uri), process_owner())
     with contextlib.ExitStack() as stack:
@@ -243,11 +253,15 @@ def run_suite(
 
             client = stack.enter_context(connect(cluster))
         stack.enter_context(claims.renewing())
-        return _run_suite(suite, experiment, uri, jobs, force, on_progress, after_runs, client, claims)
+        return _run_suite(
+            suite, grid, dataset, experiment, uri, jobs, force, on_progress, after_runs, client, claims
+        )
 
 
 def _run_suite(
     suite: Suite,
+    grid: list[RunConfig],
+    dataset: Dataset,
     experiment: str,
     uri: str,
     jobs: int,
@@ -257,10 +271,6 @@ def _run_suite(
     client: Any,
     claims: Claims,
 ) -> SuiteResult:
-    grid = suite.grid()
-    dataset = dataset_of(grid[0])
-    for config in grid:
-        config.check_against(dataset.n_cells, dataset.n_genes)
     data_hash = dataset.content_hash()
     hashes = {config.config_hash(data_hash): config for config in grid}
     specs = [RunSpec(config, key=config_hash) for config_hash, config in hashes.items()]
