@@ -3,6 +3,7 @@ subsample rule, the count generator, and the one-sentence answers for raw counts
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ import anndata
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 
 from tests.helpers import invoke
@@ -218,3 +220,43 @@ def test_a_suite_draws_the_3d_tsne_once_per_model_and_beta_without_changing_any_
     # The 3-d map is a figure: whether it is drawn does not change what a run is (its hash).
     first = grid[0]
     assert first.config_hash("x") == replace(first, tsne_3d=not first.tsne_3d).config_hash("x")
+
+
+@pytest.mark.parametrize(
+    ("n_cells", "cells_per_block", "n_top_genes"),
+    [(240, 1000, 50), (240, 7, 50), (1, 1, 10), (3000, 1024, 300)],
+)
+def test_normalising_and_the_variable_genes_are_scanpys_to_the_bit_a_block_of_cells_at_a_time(
+    n_cells: int, cells_per_block: int, n_top_genes: int
+) -> None:
+    """Blocks that divide the cells or not, fewer cells than threads, one cell, a cell without counts and
+    a gene never seen: the normalised values, the genes' statistics and the genes chosen are those of
+    scanpy's normalize_total and highly_variable_genes(flavor="seurat") on the whole matrix."""
+    import scanpy as sc
+    from scanpy.preprocessing._utils import _get_mean_var
+
+    from vaebench.data.blockwise import normalise_total_in_place, normalised_mean_var, seurat_variable_genes
+
+    counts = make_synthetic_counts(max(n_cells, 2), 600, n_types=4, seed=3, mean_library_size=3000).X
+    counts = counts[:n_cells].toarray()
+    counts[:, 5] = 0  # a gene never seen: mean 0, no dispersion
+    if n_cells > 1:
+        counts[1] = 0  # a cell without counts
+    adata = anndata.AnnData(X=sp.csr_matrix(counts, dtype=np.float32))
+    mine = adata.X.copy()
+    with pytest.warns(UserWarning, match="zero counts") if n_cells > 1 else contextlib.nullcontext():
+        sc.pp.normalize_total(adata, target_sum=1e4)
+    with pytest.warns(UserWarning, match="zero counts") if n_cells > 1 else contextlib.nullcontext():
+        normalise_total_in_place(mine, target_sum=1e4, cells_per_block=cells_per_block)
+    np.testing.assert_array_equal(mine.data, adata.X.data)
+
+    sc.pp.log1p(adata)
+    log_values = adata.X.copy()
+    expected = sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat", inplace=False)
+    mean, var = normalised_mean_var(log_values, cells_per_block)
+    scanpy_mean, scanpy_var = _get_mean_var(np.expm1(log_values))
+    np.testing.assert_array_equal(mean, scanpy_mean)
+    np.testing.assert_array_equal(var, scanpy_var)
+    chosen = seurat_variable_genes(log_values, n_top_genes, cells_per_block)
+    np.testing.assert_array_equal(chosen, expected["highly_variable"].to_numpy())
+    assert np.array_equal(log_values.data, adata.X.data)  # the matrix is left as it was

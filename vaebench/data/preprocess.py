@@ -8,7 +8,9 @@
 - ``standard``: scanpy's usual steps (Luecken & Theis 2019, "Current best practices in single-cell
   RNA-seq analysis", Mol. Syst. Biol. 15): library sizes normalised to 10,000, log1p, the ``n_top_genes``
   most variable genes (Seurat's dispersion method, Satija et al. 2015), and optionally each gene scaled to
-  unit variance and clipped at 10. Without scaling the matrix stays sparse.
+  unit variance and clipped at 10. Without scaling the matrix stays sparse, and on a sparse matrix the
+  normalisation and the gene selection run in place, a block of cells at a time
+  (:mod:`vaebench.data.blockwise`, scanpy's results to the bit).
 
 Both keep the raw counts of the cells and genes they keep, in ``layers["counts"]`` (sparse when the input
 was): count models such as ``nb_vae`` (Lopez et al. 2018) train on them, every other model on ``X``.
@@ -21,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from vaebench.data.anndata_io import COUNTS_LAYER
+from vaebench.data.blockwise import normalise_total_in_place, seurat_variable_genes
 from vaebench.data.dataset import Dataset
 from vaebench.data.matrix import Matrix, as_matrix, is_raw_counts, stored_values
 from vaebench.errors import VaebenchError
@@ -113,10 +116,15 @@ def standard_preprocess(  # type: ignore[no-untyped-def]
     if copy:
         adata = adata.copy()
     counts = CountValues(adata.X)  # the dataset's float32 matrix itself: a new wrapper would keep its values
-    sc.pp.normalize_total(adata, target_sum=1e4)
+    if sp.issparse(adata.X) and adata.X.format == "csr":
+        normalise_total_in_place(adata.X, target_sum=1e4)  # scanpy's values, without its copies
+    else:
+        sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     keep = np.ones(adata.n_vars, dtype=bool)
-    if adata.n_vars > n_top_genes:
+    if adata.n_vars > n_top_genes and sp.issparse(adata.X) and adata.X.format == "csr":
+        keep = seurat_variable_genes(adata.X, n_top_genes)  # scanpy's choice, without its two copies
+    elif adata.n_vars > n_top_genes:
         sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
         keep = adata.var["highly_variable"].to_numpy()
     kept_counts = counts.columns(adata.X, keep)
