@@ -222,6 +222,7 @@ def test_a_suite_draws_the_3d_tsne_once_per_model_and_beta_without_changing_any_
     assert first.config_hash("x") == replace(first, tsne_3d=not first.tsne_3d).config_hash("x")
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")  # scanpy's, one cell
 @pytest.mark.parametrize(
     ("n_cells", "cells_per_block", "n_top_genes"),
     [(240, 1000, 50), (240, 7, 50), (1, 1, 10), (3000, 1024, 300)],
