@@ -95,8 +95,6 @@ def print_run_location(tracking_uri: str, experiment: str, run_id: str) -> None:
     out.print(f"  browse it with: mlflow ui --backend-store-uri {tracking_uri}", highlight=False)
 
 
-# The options of `run` that pick one grid point; a suite has its own axes for them.
-SINGLE_RUN_OPTIONS = {"model": "--models", "beta": "--betas", "seed": "--seeds"}
 # `run`'s parameters whose RunConfig field has another name.
 CONFIG_FIELD_OF = {"data": "data_path", "labels": "labels_path"}
 
@@ -246,16 +244,11 @@ def run(
             "device": device,
         }
         if run_all or suite is not None:
-            given = given_options(ctx)
-            for name, axis in SINGLE_RUN_OPTIONS.items():
-                if name in given:
-                    raise VaebenchError(
-                        f"--{name} sets a single run's {name}; a suite takes {axis} (with --all or --suite)."
-                    )
-            # Every other run option the user gave applies to each of the suite's runs.
+            # Every run option the user gave applies to each of the suite's runs (its own axes, --model,
+            # --beta and --seed, are refused by Suite.narrowed).
             overrides = {
                 field: settings[field]
-                for field in (CONFIG_FIELD_OF.get(name, name) for name in given)
+                for field in (CONFIG_FIELD_OF.get(name, name) for name in given_options(ctx))
                 if field in settings
             }
             run_suite_command(

@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 from vaebench.data.preprocess import DEFAULT_N_TOP_GENES
-from vaebench.data.source import DataSource
+from vaebench.data.source import DataSource, resolved_path
 from vaebench.errors import VaebenchError
 from vaebench.evaluate.subsample import DEFAULT_TSNE_CELLS
 from vaebench.models import get_model
@@ -102,9 +101,9 @@ class RunConfig:
             # A file replaces the named dataset.
             return replace(self, dataset=None).validate()
         resolved = {
-            name: str(Path(value).expanduser().resolve())
+            name: resolved_path(value)
             for name in ("data_path", "labels_path")
-            if (value := getattr(self, name)) is not None and value != str(Path(value).expanduser().resolve())
+            if (value := getattr(self, name)) is not None and value != resolved_path(value)
         }
         if resolved:
             return replace(self, **resolved).validate()

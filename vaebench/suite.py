@@ -19,6 +19,7 @@ from typing import Any
 from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.data import Dataset
+from vaebench.data.source import resolved_path
 from vaebench.errors import VaebenchError
 from vaebench.executor.claims import Claims, claim_points, claims_url
 from vaebench.executor.owners import owner_alive, process_owner
@@ -35,6 +36,8 @@ from vaebench.models import get_model
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SUITE_DIRS = (Path("benchmarks/suites"), PACKAGE_ROOT / "benchmarks" / "suites")
 DEFAULT_SUITE = "default"
+# A suite's axes: the run settings it sets per grid point, and the options that give them.
+SUITE_AXES = {"model": "--models", "beta": "--betas", "seed": "--seeds"}
 # A suite's own data source: top-level keys of its file, not [options].
 DATA_SOURCE_FIELDS = ("dataset", "data_path", "labels_path", "label_key")
 
@@ -96,13 +99,16 @@ class Suite:
         unknown = sorted(set(settings) - set(RunConfig.field_names()))
         if unknown:
             raise VaebenchError(f"Unknown setting(s) {', '.join(unknown)} for a suite.")
-        axes = sorted(set(settings) & {"model", "beta", "seed"})
-        if axes:
-            raise VaebenchError(f"A suite sets {', '.join(axes)} per grid point, not for all its runs.")
+        for name, axis in SUITE_AXES.items():
+            if name in settings:
+                raise VaebenchError(
+                    f"--{name} sets a single run's {name}; a suite takes {axis}, set per grid point "
+                    "(with --all or --suite)."
+                )
         source = {name: settings.pop(name) for name in DATA_SOURCE_FIELDS if name in settings}
         for name in ("data_path", "labels_path"):  # recorded as the files they are, wherever it runs
             if source.get(name) is not None:
-                source[name] = str(Path(source[name]).expanduser().resolve())
+                source[name] = resolved_path(source[name])
         if "dataset" in source or "data_path" in source:
             source = {**dict.fromkeys(DATA_SOURCE_FIELDS), **source}
         return replace(

@@ -117,14 +117,16 @@ def standard_preprocess(  # type: ignore[no-untyped-def]
     if copy:
         adata = adata.copy()
     counts = CountValues(adata.X)  # the dataset's float32 matrix itself: a new wrapper would keep its values
-    if sp.issparse(adata.X) and adata.X.format == "csr":
-        normalise_total_in_place(adata.X, target_sum=1e4)  # scanpy's values, without its copies
+    # On CSR, scanpy's results without its copies of the matrix; dense input goes through scanpy.
+    blockwise = sp.issparse(adata.X) and adata.X.format == "csr"
+    if blockwise:
+        normalise_total_in_place(adata.X, target_sum=1e4)
     else:
         sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     keep = np.ones(adata.n_vars, dtype=bool)
-    if adata.n_vars > n_top_genes and sp.issparse(adata.X) and adata.X.format == "csr":
-        keep = seurat_variable_genes(adata.X, n_top_genes)  # scanpy's choice, without its two copies
+    if adata.n_vars > n_top_genes and blockwise:
+        keep = seurat_variable_genes(adata.X, n_top_genes)
     elif adata.n_vars > n_top_genes:
         sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
         keep = adata.var["highly_variable"].to_numpy()

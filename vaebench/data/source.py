@@ -34,6 +34,13 @@ from vaebench.data.preprocess import DEFAULT_N_TOP_GENES, check_mode, preprocess
 from vaebench.errors import VaebenchError
 
 log = logging.getLogger("vaebench")
+
+
+def resolved_path(path: str | Path) -> str:
+    """A user's path as the absolute path it names (``~`` expanded): the same file, wherever vaebench runs."""
+    return str(Path(path).expanduser().resolve())
+
+
 CACHE_FORMAT = 2  # bump when the preprocessing code changes what it produces (2: the counts kept beside X)
 
 
@@ -55,7 +62,7 @@ class DataSource:
         for name in ("path", "labels_path"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, str(Path(value).expanduser().resolve()))
+                object.__setattr__(self, name, resolved_path(value))
         if self.path is not None and self.dataset is not None:
             raise VaebenchError("Give either a dataset name or a path, not both.")
         if self.path is None and self.labels_path is not None:
