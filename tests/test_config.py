@@ -56,7 +56,9 @@ def test_models_that_are_not_trained_neither_log_nor_hash_training_settings(mode
 
 def test_params_round_trip() -> None:
     config = RunConfig(model="beta_vsc", hidden=(64, 16), beta=0.5, threads=2)
-    assert RunConfig.from_params(config.params()) == config
+    # params write out the model's defaults for what was left unset (here the variant, text)
+    assert RunConfig.from_params(config.params()) == config.with_model_defaults()
+    assert config.with_model_defaults().variant == "text"
     assert RunConfig.from_params({"latent_dim": "8", "lr": "0.01"}) == RunConfig(latent_dim=8, lr=0.01)
     with pytest.raises(VaebenchError, match="Unknown setting"):
         RunConfig.from_params({"latent": "8"})

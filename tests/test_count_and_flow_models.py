@@ -200,3 +200,19 @@ def test_standard_keeps_the_exact_counts_of_the_kept_genes(dense: bool, largest_
     kept = pd.DataFrame(counts, columns=raw.gene_names)[list(dataset.gene_names)].to_numpy()
     assert dataset.n_genes == 30 and sp.issparse(dataset.counts) != dense
     np.testing.assert_array_equal(np.asarray(sp.csr_matrix(dataset.counts).toarray()), kept)
+
+
+def test_pbmc68k_counts_are_the_umi_counts_behind_scanpys_pbmc68k() -> None:
+    """Real counts offline: normalised and logged as scanpy did, they give pbmc68k_reduced's raw values."""
+    import scanpy as sc
+
+    dataset = DataSource(dataset="pbmc68k_counts", preprocess="none").load()
+    counts = dataset.counts.toarray()
+    assert counts.shape == (700, 765) and np.array_equal(counts, np.rint(counts)) and counts.min() == 0
+    shipped = sc.datasets.pbmc68k_reduced()
+    totals = shipped.obs["n_counts"].to_numpy()[:, None]
+    np.testing.assert_allclose(np.log1p(counts / totals * 1e4), shipped.raw.X.toarray(), atol=0.02)
+    assert list(dataset.obs["bulk_labels"]) == list(shipped.obs["bulk_labels"].astype(str))
+    # Without --preprocess, counts get the standard steps and count models read the counts beside them.
+    prepared = DataSource(dataset="pbmc68k_counts").load()
+    assert prepared.preprocessing.startswith("standard") and prepared.counts is not None

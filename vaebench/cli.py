@@ -130,7 +130,10 @@ def run(
     scale: Scale = RunConfig.scale,
     cells: Cells = None,
     genes: Genes = None,
-    beta: Annotated[float, typer.Option(help="Weight of the KL term (beta_vae, beta_vsc).")] = RunConfig.beta,
+    beta: Annotated[
+        float | None,
+        typer.Option(help="Weight of the KL term (default: the model's; 2 for the study's networks)."),
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="Seed of weights, batches, sampling, t-SNE and k-means.")
     ] = RunConfig.seed,
@@ -143,8 +146,12 @@ def run(
         int, typer.Option("--batch-size", help="Cells per mini-batch.")
     ] = RunConfig.batch_size,
     variant: Annotated[
-        str, typer.Option(help="Layer widths of the study's 'text' or of its published 'code'.")
-    ] = RunConfig.variant,
+        str | None,
+        typer.Option(
+            help="Network: the study's 'text' or its published 'code' widths, or scVI's 'scvi' "
+            "(default: the model's; text for the study's networks)."
+        ),
+    ] = None,
     hidden: Annotated[
         str | None, typer.Option(help="Encoder trunk widths, e.g. 128,32 (decoder mirrors).")
     ] = None,
@@ -277,7 +284,7 @@ def run(
         dataset_obj = load_for(config)
         uri = configure_tracking(tracking_uri, experiment)
         spec = get_model(config.model)
-        what = f"for {config.epochs} epochs" if spec.is_torch else "(fitted, no epochs)"
+        what = f"for {config.epochs} epochs" if spec.is_trained else "(fitted, no epochs)"
         what += " on its raw counts" if spec.needs_counts else ""
         out.print(
             f"Training [bold]{config.model}[/] on {dataset_obj.name} ({dataset_obj.n_cells:,} cells x "

@@ -22,6 +22,8 @@ EXECUTION_FIELDS = frozenset({"threads", "device", "progress", "tsne_3d", "data_
 # Fields that only a trained network reads: a model that is fitted (pca) or drawn (the controls) neither
 # logs them nor hashes them, so its run does not claim to have trained for 200 epochs.
 TRAINING_FIELDS = ("epochs", "lr", "batch_size", "variant", "hidden", "vsc_alpha", "vsc_c", "flows")
+STUDY_BETA = 2.0
+"""The study's beta: the default of its networks, and the value a model without beta is recorded with."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,9 @@ class RunConfig:
 
     Defaults follow the seed study: latent 6, Adam with learning rate 1e-3, batch 256, 200 epochs, beta 2,
     t-SNE perplexity 40, k-means with 100 restarts; the layer widths follow the study's text
-    (``variant="text"``; ``"code"`` gives the widths of its published code).
+    (``variant="text"``; ``"code"`` gives the widths of its published code). ``beta`` and ``variant`` left
+    unset (None) take the model's own defaults (:attr:`ModelSpec.default_beta`, ``default_variant``: the
+    study's 2 and ``text`` for its networks) when the configuration is validated.
     """
 
     model: str = "ae"
@@ -43,13 +47,13 @@ class RunConfig:
     scale: bool = False
     cells: int | None = None
     genes: int | None = None
-    beta: float = 2.0
+    beta: float | None = None
     seed: int = 0
     epochs: int = 200
     latent_dim: int = 6
     lr: float = 1e-3
     batch_size: int = 256
-    variant: str = "text"
+    variant: str | None = None
     hidden: tuple[int, ...] | None = None
     vsc_alpha: float = 0.5
     vsc_c: float = 50.0
@@ -65,6 +69,8 @@ class RunConfig:
     def validate(self) -> RunConfig:
         """Check every setting that can be checked before data are loaded; return self."""
         spec = get_model(self.model)
+        if self.beta is None or self.variant is None:
+            return self.with_model_defaults().validate()
         checks: list[tuple[bool, str]] = [
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}."),
             (self.lr > 0, f"--lr must be positive, got {self.lr}."),
@@ -113,9 +119,9 @@ class RunConfig:
 
             if not get_dataset_spec(self.dataset).has_counts:
                 raise no_counts_error(self.model, self.dataset)
-        if not spec.has_beta and self.beta != RunConfig.beta:
+        if not spec.has_beta and self.beta != STUDY_BETA:
             # beta has no meaning for this model; keep the hash independent of it.
-            return replace(self, beta=RunConfig.beta).validate()
+            return replace(self, beta=STUDY_BETA).validate()
         unused = {
             name: getattr(RunConfig, name)
             for name in MODEL_SPECIFIC_OPTIONS
@@ -123,10 +129,23 @@ class RunConfig:
         }
         if unused:  # settings this model does not read: likewise out of the hash
             return replace(self, **unused).validate()
-        if not spec.is_torch and self.training_settings() != RunConfig().training_settings():
+        if not spec.is_trained and self.training_settings() != UNTRAINED_SETTINGS:
             # nor have the training settings for a model that is not trained
-            return replace(self, **RunConfig().training_settings()).validate()
+            return replace(self, **UNTRAINED_SETTINGS).validate()
         return self
+
+    def with_model_defaults(self) -> RunConfig:
+        """The model's own defaults (:attr:`ModelSpec.default_beta`, ``default_variant``) for ``beta`` and
+        ``variant`` left unset, written out so that params and the hash say what runs."""
+        if self.beta is not None and self.variant is not None:
+            return self
+        spec = get_model(self.model)
+        beta = spec.default_beta if spec.has_beta else STUDY_BETA
+        return replace(
+            self,
+            beta=beta if self.beta is None else self.beta,
+            variant=spec.default_variant if self.variant is None else self.variant,
+        )
 
     def training_settings(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in TRAINING_FIELDS}
@@ -157,9 +176,9 @@ class RunConfig:
     def params(self) -> dict[str, Any]:
         """Flat parameters for logging: every field the model reads (a model that is not trained has no
         epochs, learning rate, ...), tuples as comma-separated text, None as ``None``."""
-        unread = () if get_model(self.model).is_torch else TRAINING_FIELDS
+        unread = () if get_model(self.model).is_trained else TRAINING_FIELDS
         flat = {}
-        for key, value in asdict(self).items():
+        for key, value in asdict(self.with_model_defaults()).items():
             if key in unread:
                 continue
             flat[key] = ",".join(map(str, value)) if isinstance(value, tuple) else value
@@ -217,6 +236,8 @@ def _coerce(key: str, raw: Any, default: Any) -> Any:
         kind = type(default) if default is not None else None
         if key in ("threads", "seed", "epochs", "latent_dim", "batch_size", "n_init", "cells", "genes"):
             kind = int
+        elif key == "beta":
+            kind = float
         try:
             if kind is bool:
                 return raw.strip().lower() in ("1", "true", "yes")
@@ -224,3 +245,7 @@ def _coerce(key: str, raw: Any, default: Any) -> Any:
         except ValueError:
             raise VaebenchError(f"Setting {key} must be a {kind.__name__}, got {raw!r}.") from None
     return raw
+
+
+UNTRAINED_SETTINGS = {**RunConfig().training_settings(), "variant": "text"}
+"""The training settings a model that is not trained (pca, the controls) is recorded with: the defaults."""

@@ -11,6 +11,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,11 @@ from vaebench.hardware import cpu_name, resolve_device, set_threads
 from vaebench.models import ModelOptions, get_model
 from vaebench.train import EpochCallback, TrainResult, as_tensor, encode, seed_everything, train
 
-EpochHook = Callable[[int, float, Any], None]
-"""Called after each epoch with (epoch, loss, model); a tuning study scores and prunes here."""
+LatentProbe = Callable[[], np.ndarray]
+"""The latent code of every training cell under the model as it is between two epochs (its train mode
+kept): what a tuning study scores and prunes on."""
+EpochHook = Callable[[int, float, LatentProbe], None]
+"""Called after each epoch with (epoch, loss, latent probe); a tuning study scores and prunes here."""
 
 
 @dataclass
@@ -75,13 +79,29 @@ def load_for(config: RunConfig) -> Dataset:
     return dataset
 
 
+def model_options(config: RunConfig) -> ModelOptions:
+    """What a network (or a model trained by its own library) is built from."""
+    return ModelOptions(
+        latent_dim=config.latent_dim,
+        beta=config.beta,
+        variant=config.variant,
+        hidden=config.hidden,
+        vsc_alpha=config.vsc_alpha,
+        vsc_c=config.vsc_c,
+        flows=config.flows,
+    )
+
+
 def fit(
     config: RunConfig, dataset: Dataset, on_epoch: EpochHook | None = None
 ) -> tuple[Any, np.ndarray, TrainResult]:
-    """Build the configured model, fit it to the dataset and return it with the latent code of every cell."""
+    """Build the configured model, fit it to the dataset and return it with the latent code of every cell.
+
+    ``on_epoch`` is called after each epoch with the epoch, its loss and a :data:`LatentProbe`.
+    """
     spec = get_model(config.model)
     seed_everything(config.seed)
-    if not spec.is_torch:
+    if not spec.is_trained:
         model = spec.baseline(dataset.n_cells, dataset.n_genes, config.latent_dim, config.seed)
         wall0, cpu0 = time.perf_counter(), time.process_time()
         model.fit(dataset.X)
@@ -92,35 +112,38 @@ def fit(
             cpu=cpu_name(),
         )
         return model, model.encode(dataset.X), result
-    options = ModelOptions(
-        latent_dim=config.latent_dim,
-        beta=config.beta,
-        variant=config.variant,
-        hidden=config.hidden,
-        vsc_alpha=config.vsc_alpha,
-        vsc_c=config.vsc_c,
-        flows=config.flows,
-    )
-    model = spec.build(dataset.n_genes, options)
-    # A count model (nb_vae) trains on, and encodes, the raw counts of the same cells and genes.
+    # A count model (nb_vae, scvi) trains on, and encodes, the raw counts of the same cells and genes.
     inputs = require_counts(dataset, config.model) if spec.needs_counts else dataset.X
-    X = as_tensor(inputs, resolve_device(config.device))
-    callback: EpochCallback | None = None
-    if on_epoch is not None:
-
-        def callback(epoch: int, loss: float) -> None:
-            on_epoch(epoch, loss, model)
-
-    result = train(
-        model,
-        X,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        seed=config.seed,
-        on_epoch=callback,
-    )
+    device = resolve_device(config.device)
+    training = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed}
+    if spec.trainer is not None:  # trained by its own library
+        model = spec.trainer(model_options(config))
+        probe: LatentProbe = partial(model.encode, inputs)
+        result = model.fit(inputs, device=device, on_epoch=_with_probe(on_epoch, probe), **training)
+        return model, model.encode(inputs), result
+    model = spec.build(dataset.n_genes, model_options(config))
+    X = as_tensor(inputs, device)
+    probe: LatentProbe = partial(encode_keeping_mode, model, X)
+    result = train(model, X, on_epoch=_with_probe(on_epoch, probe), **training)
     return model, encode(model, X), result
+
+
+def encode_keeping_mode(model: torch.nn.Module, X: Any) -> np.ndarray:
+    """The latent of ``X`` between two epochs, the network left in the mode it was in."""
+    was_training = model.training
+    latent = encode(model, X)
+    model.train(was_training)
+    return latent
+
+
+def _with_probe(on_epoch: EpochHook | None, probe: LatentProbe) -> EpochCallback | None:
+    if on_epoch is None:
+        return None
+
+    def callback(epoch: int, loss: float) -> None:
+        on_epoch(epoch, loss, probe)
+
+    return callback
 
 
 def protocol_for(config: RunConfig) -> ProtocolSettings:
@@ -292,6 +315,8 @@ def run_and_log(
             plt.close(figure)
         if get_model(config.model).is_torch:
             run.log_torch_model(outcome.model, dataset.n_genes)
+        elif get_model(config.model).trainer is not None:
+            run.log_model_folder(outcome.model.save)
         elif outcome.model.estimator is not None:
             run.log_sklearn_model(outcome.model.estimator)
         run.log_metrics({"log.seconds": time.perf_counter() - logging_start})

@@ -49,7 +49,8 @@ class Suite:
     name: str
     models: tuple[str, ...]
     seeds: tuple[int, ...]
-    betas: tuple[float, ...] = (RunConfig.beta,)
+    betas: tuple[float, ...] = ()
+    """Betas of the models that have one; empty: each model's own default."""
     dataset: str | None = None
     data_path: str | None = None
     labels_path: str | None = None
@@ -71,13 +72,13 @@ class Suite:
         )
         configs = []
         for model in self.models:
-            betas = self.betas if get_model(model).has_beta else (RunConfig.beta,)
+            betas: tuple[float | None, ...] = (self.betas or (None,)) if get_model(model).has_beta else (None,)
             for beta in betas:
                 for seed in self.seeds:
                     # The 3-d t-SNE is a figure, not a score: one per model and beta (the first seed's),
                     # and none for the controls, whose pictures show nothing the scores don't.
                     tsne_3d = base.tsne_3d and seed == self.seeds[0] and not get_model(model).control
-                    point = replace(base, model=model, beta=float(beta), seed=int(seed), tsne_3d=tsne_3d)
+                    point = replace(base, model=model, beta=beta, seed=int(seed), tsne_3d=tsne_3d)
                     configs.append(point.validate())
         return configs
 
@@ -167,7 +168,7 @@ def load_suite(name_or_path: str) -> Suite:
         labels_path=raw.get("labels_path"),
         label_key=raw.get("label_key"),
         models=tuple(raw["models"]),
-        betas=tuple(float(b) for b in raw.get("betas", [RunConfig.beta])),
+        betas=tuple(float(b) for b in raw.get("betas", [])),
         seeds=tuple(int(s) for s in raw["seeds"]),
         options=dict(raw.get("options", {})),
         source=str(path),
@@ -216,7 +217,7 @@ def expected_cost(spec: RunSpec) -> tuple[bool, bool]:
     With the longest runs started first, the workers finish together instead of one of them running a
     long point alone at the end.
     """
-    return spec.config.tsne_3d, get_model(spec.config.model).is_torch
+    return spec.config.tsne_3d, get_model(spec.config.model).is_trained
 
 
 def dataset_of(config: RunConfig) -> Dataset:

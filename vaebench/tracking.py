@@ -234,6 +234,13 @@ class RunHandle:
                 pip_requirements=[f"torch=={torch.__version__}", f"vaebench=={__version__}"],
             )
 
+    def log_model_folder(self, save: Callable[[Path], None], name: str = "model") -> None:
+        """A model saved by its own library (``save(folder)`` writes it, e.g. scvi-tools' ``model.pt``) as
+        the run's artifact folder ``name``."""
+        with tempfile.TemporaryDirectory() as scratch:
+            save(Path(scratch))
+            self.client.log_artifacts(self.run_id, scratch, name)
+
     def log_sklearn_model(self, estimator: Any, name: str = "model") -> None:
         import mlflow.sklearn
         import sklearn

@@ -98,9 +98,13 @@ def train(
     lr: float,
     seed: int,
     on_epoch: EpochCallback | None = None,
+    adam_eps: float = 1e-8,
+    weight_decay: float = 0.0,
 ) -> TrainResult:
     """Train ``model`` on the rows of ``X`` with Adam for ``epochs`` passes of shuffled mini-batches.
 
+    ``adam_eps`` and ``weight_decay`` are Adam's (Kingma & Ba 2015); the defaults are torch's, scvi-tools
+    trains with 0.01 and 1e-6.
     The shuffling uses its own generator seeded by ``seed``; wall and CPU (process) seconds cover the
     epochs only, less the time spent in ``on_epoch`` (a tuning study's intermediate scoring).
     The loss and its parts are summed on the device and read once per epoch; the first batch's
@@ -111,7 +115,9 @@ def train(
     keep_freed_memory()
     model.to(device).train()
     # The fused kernel updates each parameter in one pass instead of one pass per Adam operation.
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=lr, eps=adam_eps, weight_decay=weight_decay, fused=True
+    )
     shuffle = torch.Generator().manual_seed(seed)
     n_cells = X.shape[0]
     result = TrainResult(threads=torch.get_num_threads(), device=str(device), cpu=cpu_name())

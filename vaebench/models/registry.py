@@ -46,8 +46,10 @@ class ModelOptions:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model: ``build`` makes a torch network; models that are not networks (the PCA baseline,
-    the controls) give ``baseline`` instead. ``control`` marks the floor/ceiling reports scale between.
+    """A registered model: ``build`` makes a torch network that vaebench's loop trains; a model trained by
+    its own library (scvi-tools' SCVI) gives ``trainer`` instead, an object with ``fit(inputs, epochs=,
+    batch_size=, lr=, seed=, device=, on_epoch=) -> TrainResult``, ``encode(inputs)`` and ``save(folder)``;
+    models that are not trained (the PCA baseline, the controls) give ``baseline``. ``control`` marks the floor/ceiling reports scale between.
     ``needs_counts``: the network trains on the dataset's raw counts instead of its prepared matrix.
     ``options``: the model-specific settings it reads (such as ``flows``); other models ignore them."""
 
@@ -61,10 +63,21 @@ class ModelSpec:
     control: bool = False
     needs_counts: bool = False
     options: tuple[str, ...] = ()
+    trainer: Callable[[ModelOptions], Any] | None = None
+    default_beta: float = 2.0
+    """beta where the user gives none: the study's 2 for its networks."""
+    default_variant: str = "text"
+    """The architecture where the user gives no ``--variant``: the study's text for its networks."""
 
     @property
     def is_torch(self) -> bool:
+        """A torch network trained by vaebench's own loop (:mod:`vaebench.train`)."""
         return self.build is not None
+
+    @property
+    def is_trained(self) -> bool:
+        """Trained over epochs (by vaebench's loop or its own library's), so the training settings apply."""
+        return self.build is not None or self.trainer is not None
 
 
 NETWORK_SPACE: SearchSpace = {
@@ -79,6 +92,13 @@ MODEL_SPECIFIC_OPTIONS = ("flows",)
 """Settings only some models read (``ModelSpec.options``); the others keep them at the default."""
 
 MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def _scvi(options: ModelOptions) -> Any:
+    from vaebench.models.scvi_model import SCVIModel  # scvi-tools itself is imported when it trains
+
+    return SCVIModel(options)
+
 register = MODELS.register
 
 
@@ -149,6 +169,26 @@ register(
         ),
         search_space={**NETWORK_SPACE, **_BETA_SPACE, "flows": ("int", 1, 16)},
         options=("flows",),
+    )
+)
+register(
+    ModelSpec(
+        name="scvi",
+        description="scvi-tools' SCVI, the field's reference VAE, trained by scvi-tools on the raw counts "
+        "(ZINB, batch norm, dropout; beta is its KL weight; needs counts and pip install 'vaebench[scvi]')",
+        reference="Lopez et al. 2018, Nat. Methods 15 (scVI); Gayoso et al. 2022, Nat. Biotechnol. 40",
+        has_beta=True,
+        build=None,
+        trainer=_scvi,
+        default_beta=1.0,
+        search_space={
+            "lr": ("log_float", 1e-4, 1e-2),
+            "hidden": ("categorical", ("128", "256", "128,128", "256,256")),
+            "batch_size": ("categorical", (128, 256, 512)),
+            "epochs": ("int", 20, 200),
+            "beta": ("log_float", 0.1, 2.0),
+        },
+        needs_counts=True,
     )
 )
 register(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from vaebench.data import Dataset
-    from vaebench.runner import EpochHook
+    from vaebench.runner import EpochHook, LatentProbe
 
 
 def intermediate_score(
@@ -82,21 +82,10 @@ class EpochGuard:
         self.trial, self.interval = trial, interval
         self.values: dict[int, float] = {}
         self.pruned_at: int | None = None
-        self._X: Any = None
 
-    def _latent(self, model: Any) -> np.ndarray:
-        from vaebench.train import as_tensor, encode
-
-        if self._X is None:
-            self._X = as_tensor(self.dataset.X, next(model.parameters()).device)
-        was_training = model.training
-        latent = encode(model, self._X)
-        model.train(was_training)
-        return latent
-
-    def __call__(self, epoch: int, loss: float, model: Any) -> None:
+    def __call__(self, epoch: int, loss: float, latent_probe: LatentProbe) -> None:
         if epoch >= self.epochs:
-            latent = self._latent(model)
+            latent = latent_probe()
             if not np.isfinite(latent).all() or collapsed(latent):
                 raise VaebenchError(
                     f"The latent code collapsed to a single point (or became non-finite) after {epoch} "
@@ -105,7 +94,7 @@ class EpochGuard:
             return
         if self.trial is None or self.interval <= 0 or epoch % self.interval:
             return
-        score = intermediate_score(self._latent(model), self.dataset.labels, self.objective, self.seed)
+        score = intermediate_score(latent_probe(), self.dataset.labels, self.objective, self.seed)
         self.values[epoch] = score
         self.trial.report(score, epoch)
         if self.trial.should_prune():
