@@ -30,9 +30,11 @@ from vaebench.data.source import DataSource
 from vaebench.evaluate.beyond import beyond_study_scores
 from vaebench.evaluate.protocol import kmeans_scores
 from vaebench.hardware import cpu_name, set_threads
+from vaebench.models import get_model
 from vaebench.models.architecture import Architecture, architecture_for
 from vaebench.models.nb_vae import NegativeBinomialVAE
 from vaebench.models.registry import ModelOptions
+from vaebench.models.vae import BetaVAE
 from vaebench.train import as_tensor, encode, seed_everything, train
 
 STUDY = architecture_for("nb_vae", "text")
@@ -52,6 +54,8 @@ VARIANTS: dict[str, tuple[Architecture, float, dict[str, float]]] = {
     "scvi_like_torch_adam": (SCVI_LIKE, 1.0, {}),
     "study_widths_bn_dropout": (replace(STUDY, batch_norm=True, dropout=0.1), 1.0, SCVI_ADAM),
 }
+REGISTRY = "registry"
+"""The variant that is what ``--model nb_vae`` trains with its registry defaults (beta, variant, Adam)."""
 SCORES = ("leiden.ari", "leiden.nmi", "latent_kmeans.ari", "latent.asw_label", "structure.trustworthiness")
 
 
@@ -63,11 +67,18 @@ def scores(latent: np.ndarray, labels: np.ndarray, inputs, seed: int) -> dict[st
     return values
 
 
-def run_variant(name: str, counts, n_genes: int, seed: int, epochs: int) -> tuple[np.ndarray, float]:
-    arch, beta, adam = VARIANTS[name]
+NETWORKS = {"nb_vae": NegativeBinomialVAE, "beta_vae": BetaVAE}
+
+
+def run_variant(name: str, inputs, n_genes: int, seed: int, epochs: int, network: str) -> tuple[np.ndarray, float]:
     seed_everything(seed)
-    model = NegativeBinomialVAE(n_genes, 6, arch, beta)
-    X = as_tensor(counts, torch.device("cpu"))
+    if name == REGISTRY:
+        spec = get_model(network)
+        model, adam = spec.build(n_genes, ModelOptions(beta=spec.default_beta, variant=spec.default_variant)), {}
+    else:
+        arch, beta, adam = VARIANTS[name]
+        model = NETWORKS[network](n_genes, 6, arch, beta)
+    X = as_tensor(inputs, torch.device("cpu"))
     result = train(model, X, epochs=epochs, batch_size=256, lr=1e-3, seed=seed, **adam)
     return encode(model, X), result.seconds_per_epoch
 
@@ -95,8 +106,16 @@ def main() -> None:
     parser.add_argument("--label-key", default="cell_type", help="label column of an .h5ad (scoring only)")
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"names from VARIANTS, or {REGISTRY}: the registry's defaults"
+    )
     parser.add_argument("--no-scvi", action="store_true")
+    parser.add_argument(
+        "--network",
+        choices=tuple(NETWORKS),
+        default="nb_vae",
+        help="beta_vae: the variants on the Gaussian network and the prepared values (any dataset)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("parity"))
     args = parser.parse_args()
@@ -109,9 +128,9 @@ def main() -> None:
         sized = args.data == "synthetic_counts"
         source = DataSource(dataset=args.data, cells=args.cells if sized else None, genes=2000 if sized else None)
     dataset = source.load()
-    counts = require_counts(dataset, "nb_vae")
+    inputs = require_counts(dataset, "nb_vae") if args.network == "nb_vae" else dataset.X
     labels = dataset.labels
-    print(f"{dataset.name}: {dataset.n_cells} cells x {dataset.n_genes} genes; {cpu_name()}, {threads} threads")
+    print(f"{args.network} on {dataset.name}: {dataset.n_cells} cells x {dataset.n_genes} genes; {cpu_name()}, {threads} threads")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     names = [v for v in args.variants.split(",") if v]
@@ -119,11 +138,11 @@ def main() -> None:
     for seed in seeds:
         for name in entries:
             if name == "scvi":
-                latent, per_epoch = run_scvi(counts, seed, args.epochs)
+                latent, per_epoch = run_scvi(inputs, seed, args.epochs)
             elif name == "pca":
                 latent, per_epoch = run_pca(dataset.X, seed)
             else:
-                latent, per_epoch = run_variant(name, counts, dataset.n_genes, seed, args.epochs)
+                latent, per_epoch = run_variant(name, inputs, dataset.n_genes, seed, args.epochs, args.network)
             row = {"entry": name, "seed": seed, "seconds_per_epoch": per_epoch}
             row.update(scores(latent, labels, dataset.X, seed))
             rows.append(row)
@@ -147,7 +166,7 @@ def main() -> None:
         medians = frame.groupby("entry", sort=False)["seconds_per_epoch"].median()
         table["time / scvi"] = [f"{medians[e] / reference:.2f}" for e in table.index]
     header = (
-        f"{dataset.name}, {dataset.n_cells:,} cells x {dataset.n_genes:,} genes, {args.epochs} epochs, batch 256, "
+        f"{args.network} variants on {dataset.name}, {dataset.n_cells:,} cells x {dataset.n_genes:,} genes, {args.epochs} epochs, batch 256, "
         f"seeds {args.seeds} ({len(seeds)}), {cpu_name()}, {threads} threads; mean ± sd over seeds\n\n"
     )
     (args.out / "summary.md").write_text(header + table.to_markdown() + "\n")

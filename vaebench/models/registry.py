@@ -147,7 +147,8 @@ register(
     ModelSpec(
         name="nb_vae",
         description="VAE on raw counts: log1p encoder, negative-binomial decoder with observed library size "
-        "and gene-wise dispersion, beta-weighted KL (needs counts)",
+        "and gene-wise dispersion, beta-weighted KL; scVI's layers with batch norm and beta 1 by default "
+        "(needs counts)",
         reference="Lopez et al. 2018, Nat. Methods 15 (scVI); Higgins et al. 2017, ICLR",
         has_beta=True,
         build=lambda n_genes, o: NegativeBinomialVAE(
@@ -155,6 +156,8 @@ register(
         ),
         search_space={**NETWORK_SPACE, **_BETA_SPACE},
         needs_counts=True,
+        default_beta=1.0,
+        default_variant="scvi",
     )
 )
 register(
