@@ -33,11 +33,20 @@ from vaebench.evaluate import (
     tsne3d_figure,
     tsne_figure,
 )
+from vaebench.evaluate.collapse import collapse_scores
 from vaebench.evaluate.subsample import take
 from vaebench.external import ExternalEmbedding
 from vaebench.hardware import cpu_name, resolve_device, set_threads
 from vaebench.models import ModelOptions, get_model
-from vaebench.train import EpochCallback, TrainResult, as_tensor, encode, seed_everything, train
+from vaebench.train import (
+    EpochCallback,
+    TrainResult,
+    as_tensor,
+    encode,
+    posterior_moments,
+    seed_everything,
+    train,
+)
 
 EpochHook = Callable[[int, float, Any], None]
 """Called after each epoch with (epoch, loss, model); a tuning study scores and prunes here."""
@@ -144,7 +153,25 @@ def fit_and_score(
     dataset = dataset if dataset is not None else load_for(config)
     model, latent, training = fit(config, dataset, on_epoch)
     evaluation = evaluate_embedding(latent, dataset.labels, protocol_for(config), inputs=dataset.X)
+    evaluation.metrics.update(latent_scores(config, dataset, model, latent))
     return RunOutcome(config, dataset, model, latent, training, evaluation)
+
+
+def latent_scores(config: RunConfig, dataset: Dataset, model: Any, latent: np.ndarray) -> dict[str, float]:
+    """Active units of every model's latent and, for a model with a posterior, the KL of each dimension
+    (:mod:`vaebench.evaluate.collapse`). A torch model's posterior is read by
+    :func:`vaebench.train.posterior_moments`; a fitted object (an adapter to another library) may offer
+    ``posterior_moments(X) -> (means, variances)``; without either, the codes stand for the means."""
+    spec = get_model(config.model)
+    if spec.is_torch:
+        inputs = require_counts(dataset, config.model) if spec.needs_counts else dataset.X
+        parameter = next(model.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        moments = posterior_moments(model, as_tensor(inputs, device))
+    else:
+        moments_of = getattr(model, "posterior_moments", None)
+        moments = moments_of(dataset.X) if callable(moments_of) else None
+    return collapse_scores(latent) if moments is None else collapse_scores(*moments)
 
 
 def dataset_params(dataset: Dataset) -> dict[str, Any]:
