@@ -271,6 +271,7 @@ def run(
         # Without --dataset or --data, RunConfig's data source is the default dataset.
         config = RunConfig(**settings)
         config = config.validate()
+        from vaebench.evaluate.collapse import run_collapse_message, run_name
         from vaebench.models import get_model
         from vaebench.runner import load_for, run_and_log
 
@@ -291,6 +292,12 @@ def run(
         print_scores(
             f"{config.model} on {dataset_obj.name} ({dataset_obj.label_key})", outcome.evaluation.metrics
         )
+        collapsed = run_collapse_message(
+            run_name(config.model, config.beta if spec.has_beta else None, config.seed),
+            outcome.evaluation.metrics,
+        )
+        if collapsed:
+            out.print(collapsed, style="bold yellow", highlight=False, soft_wrap=True)
         out.print(
             f"Training: {training.seconds:.2f} s wall, {training.cpu_seconds:.2f} s CPU"
             + (f", {training.seconds_per_epoch:.4f} s/epoch" if training.epochs else "")

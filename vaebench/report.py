@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from vaebench import tracking
 from vaebench.errors import VaebenchError
 from vaebench.evaluate import score_heatmap
+from vaebench.evaluate.collapse import ACTIVE_FRACTION, ACTIVE_UNITS, KL_TOTAL, collapse_message, run_name
 from vaebench.evaluate.figures import label_map_axes, label_palette, save_png
 from vaebench.evaluate.metrics import BIO, STRUCTURE
 from vaebench.results_table import results_table_figure
@@ -49,6 +50,9 @@ SUMMARY_METRICS = (
     "latent.isolated_label",
     "structure.trustworthiness",
     "structure.knn_preservation",
+    ACTIVE_UNITS,
+    ACTIVE_FRACTION,
+    KL_TOTAL,
     "train.seconds",
     "train.cpu_seconds",
 )
@@ -94,6 +98,8 @@ def tidy_runs(runs: pd.DataFrame) -> pd.DataFrame:
     )
     frame["dataset"] = runs.get("params.dataset.name", pd.Series("", index=runs.index)).fillna("")
     frame["label_key"] = runs.get("params.dataset.label_key", pd.Series("", index=runs.index)).fillna("")
+    dims = runs.get("tags.latent_dims", runs.get("params.latent_dim", pd.Series(np.nan, index=runs.index)))
+    frame["latent_dims"] = pd.to_numeric(dims, errors="coerce")
     for metric in SUMMARY_METRICS:
         column = f"metrics.{metric}"
         frame[metric] = pd.to_numeric(runs[column], errors="coerce") if column in runs else np.nan
@@ -102,6 +108,23 @@ def tidy_runs(runs: pd.DataFrame) -> pd.DataFrame:
     if BETA_KL in frame:
         frame[RAW_KL] = frame[BETA_KL] / frame["beta"].where(frame["beta"] > 0)
     return frame
+
+
+def collapse_lines(frame: pd.DataFrame) -> list[str]:
+    """One sentence per run of a variational model (one that logged ``latent.kl``) with fewer than half of
+    its latent dimensions active (Burda et al. 2016; :mod:`vaebench.evaluate.collapse`)."""
+    lines = []
+    needed = {KL_TOTAL, ACTIVE_UNITS, "latent_dims"}
+    if not needed <= set(frame.columns):
+        return lines
+    runs = frame.dropna(subset=list(needed)).sort_values(["entry", "beta", "seed"], na_position="first")
+    for _, run in runs.iterrows():
+        beta = None if pd.isna(run["beta"]) else float(run["beta"])
+        name = run_name(str(run["entry"]), beta, None if pd.isna(run["seed"]) else int(run["seed"]))
+        line = collapse_message(name, int(run[ACTIVE_UNITS]), int(run["latent_dims"]))
+        if line is not None:
+            lines.append(line)
+    return lines
 
 
 def loss_part_columns(frame: pd.DataFrame) -> list[str]:
@@ -331,14 +354,17 @@ def write_report(
 
     save_text("summary.csv", summary.to_csv(index=False))
     header = f"# vaebench report\n\n{subtitle}. Cells: mean ± sd [95% t-interval] over seeds.\n\n"
-    save_text("summary.md", header + summary_markdown(summary))
+    collapsed = collapse_lines(frame)
+    collapse = "".join(f"- {line}\n" for line in collapsed)
+    collapse = f"\n## Posterior collapse\n\n{collapse}" if collapsed else ""
+    save_text("summary.md", header + summary_markdown(summary) + collapse)
     scaled = summary[f"{aggregate_name(TOTAL)} mean"].notna().any()  # the controls are in the report
     if scaled:
         save_text("scaled.md", _scaled_markdown(summary, subtitle))
     if not paired.empty:
         save_text("paired_vs_pca.csv", paired.to_csv(index=False))
         save_text("paired_vs_pca.md", _paired_markdown(paired))
-    runs_table = frame.drop(columns=[c for c in ("dataset", "label_key") if c in frame])
+    runs_table = frame.drop(columns=[c for c in ("dataset", "label_key", "latent_dims") if c in frame])
     save_text("runs.csv", runs_table.to_csv(index=False))
     save_figure("heatmap.png", heatmap_figure(summary, subtitle))
     if scaled:
