@@ -90,6 +90,23 @@ def print_scores(title: str, metrics: dict[str, float]) -> None:
     out.print(table)
 
 
+def labels_phrase(label_key: str | None) -> str:
+    return f"labels {label_key!r}" if label_key is not None else "no labels"
+
+
+def say_no_labels(metrics: tuple[str, ...] | None) -> None:
+    """The one line a run or suite on data without labels says about the scores it skips."""
+    from vaebench.evaluate.protocol import DEFAULT_METRICS, no_labels_message
+
+    out.print(
+        no_labels_message(metrics or DEFAULT_METRICS),
+        style="yellow",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def print_run_location(tracking_uri: str, experiment: str, run_id: str) -> None:
     out.print(f"MLflow run [bold]{run_id}[/] in experiment [bold]{experiment}[/] at {tracking_uri}")
     out.print(f"  browse it with: mlflow ui --backend-store-uri {tracking_uri}", highlight=False)
@@ -283,21 +300,24 @@ def run(
         out.print(
             f"Training [bold]{config.model}[/] on {dataset_obj.name} ({dataset_obj.n_cells:,} cells x "
             f"{dataset_obj.n_genes:,} genes{', sparse' if dataset_obj.is_sparse else ''}, "
-            f"preprocessing {dataset_obj.preprocessing}, labels {dataset_obj.label_key!r}) {what}",
+            f"preprocessing {dataset_obj.preprocessing}, {labels_phrase(dataset_obj.label_key)}) {what}",
             highlight=False,
         )
+        if not dataset_obj.has_labels:
+            say_no_labels(config.metrics)
         with epoch_progress(config.epochs, config.model) as on_epoch:
             outcome, run_id = run_and_log(config, dataset=dataset_obj, on_epoch=on_epoch)
         training = outcome.training
         print_scores(
-            f"{config.model} on {dataset_obj.name} ({dataset_obj.label_key})", outcome.evaluation.metrics
+            f"{config.model} on {dataset_obj.name} ({dataset_obj.label_key or 'no labels'})",
+            outcome.evaluation.metrics,
         )
         collapsed = run_collapse_message(
             run_name(config.model, config.beta if spec.has_beta else None, config.seed),
             outcome.evaluation.metrics,
         )
         if collapsed:
-            out.print(collapsed, style="bold yellow", highlight=False, soft_wrap=True)
+            out.print(collapsed, style="bold yellow", markup=False, highlight=False, soft_wrap=True)
         out.print(
             f"Training: {training.seconds:.2f} s wall, {training.cpu_seconds:.2f} s CPU"
             + (f", {training.seconds_per_epoch:.4f} s/epoch" if training.epochs else "")
@@ -351,7 +371,7 @@ def run_suite_command(
         TimeRemainingColumn,
     )
 
-    from vaebench.suite import load_suite, point_label, run_suite
+    from vaebench.suite import dataset_of, load_suite, point_label, run_suite
 
     suite = load_suite(name).narrowed(
         models=parse_list(models, str, "--models"),
@@ -367,6 +387,8 @@ def run_suite_command(
         f"on {data}, {where}",
         highlight=False,
     )
+    if not dataset_of(grid[0]).has_labels:  # loaded once per process: run_suite reads this same copy
+        say_no_labels(grid[0].metrics)
 
     def write_report(parent_run_id: str, parent: Any) -> None:
         from vaebench.report import report_suite

@@ -22,6 +22,7 @@ import torch
 from vaebench import __version__, tracking
 from vaebench.config import RunConfig
 from vaebench.data import Dataset
+from vaebench.data.dataset import NO_LABELS
 from vaebench.data.registry import require_counts
 from vaebench.evaluate import (
     Evaluation,
@@ -180,11 +181,12 @@ def dataset_params(dataset: Dataset) -> dict[str, Any]:
         "dataset.n_cells": dataset.n_cells,
         "dataset.n_genes": dataset.n_genes,
         "dataset.hash": dataset.content_hash(),
-        "dataset.label_key": dataset.label_key,
-        "dataset.n_classes": len(set(dataset.labels)),
+        "dataset.label_key": dataset.label_key or NO_LABELS,
         "dataset.preprocessing": dataset.preprocessing,
         "dataset.sparse": dataset.is_sparse,
     }
+    if dataset.labels is not None:
+        params["dataset.n_classes"] = len(set(dataset.labels))
     if "cache" in dataset.provenance:
         params["dataset.cache"] = dataset.provenance["cache"]
     return params
@@ -209,10 +211,11 @@ def machine_tags(threads: int) -> dict[str, Any]:
     return tags
 
 
-def latent_table(cell_ids: np.ndarray, labels: np.ndarray, latent: np.ndarray) -> pd.DataFrame:
-    """Latent codes with cell ids and labels, one row per cell."""
+def latent_table(cell_ids: np.ndarray, labels: np.ndarray | None, latent: np.ndarray) -> pd.DataFrame:
+    """Latent codes with cell ids and labels (when there are labels), one row per cell."""
     table = pd.DataFrame(latent, columns=[f"z{i}" for i in range(latent.shape[1])])
-    table.insert(0, "label", labels)
+    if labels is not None:
+        table.insert(0, "label", labels)
     table.insert(0, "cell_id", cell_ids)
     return table
 
@@ -222,26 +225,28 @@ def log_evaluation(
     title: str,
     evaluation: Evaluation,
     cell_ids: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     latent: np.ndarray,
 ) -> None:
-    """Scores, the study's figures and the latent codes of one evaluated embedding."""
+    """Scores, the study's figures and the latent codes of one evaluated embedding (without labels: maps
+    in one colour, and no k-means comparison or score heatmap, which compare with labels)."""
     run.log_metrics(evaluation.metrics)
     run.log_metrics({f"eval.seconds.{k}": v for k, v in evaluation.seconds.items()})
     run.log_params(evaluation.sizes)
     map_labels = take(labels, evaluation.map_cells)
-    sampled = "" if evaluation.map_cells is None else f", {len(map_labels):,} sampled cells"
+    sampled = "" if evaluation.map_cells is None else f", {len(evaluation.map_cells):,} sampled cells"
     figures = {
-        "figures/tsne2d.png": tsne_figure(evaluation.tsne2d, map_labels, f"{title}: 2-d t-SNE{sampled}"),
-        "figures/kmeans_comparison.png": kmeans_comparison_figure(
+        "figures/tsne2d.png": tsne_figure(evaluation.tsne2d, map_labels, f"{title}: 2-d t-SNE{sampled}")
+    }
+    if map_labels is not None and evaluation.kmeans_labels is not None:
+        figures["figures/kmeans_comparison.png"] = kmeans_comparison_figure(
             evaluation.tsne2d,
             map_labels,
             evaluation.kmeans_labels,
             evaluation.kmeans_centroids,
             f"{title}: k-means on the 2-d t-SNE",
-        ),
-        "figures/scores.png": score_heatmap(score_matrix(evaluation.metrics), f"{title}: scores"),
-    }
+        )
+        figures["figures/scores.png"] = score_heatmap(score_matrix(evaluation.metrics), f"{title}: scores")
     if evaluation.tsne3d is not None:
         figures["figures/tsne3d.png"] = tsne3d_figure(
             evaluation.tsne3d, take(labels, evaluation.tsne3d_cells), f"{title}: 3-d t-SNE"
@@ -251,9 +256,11 @@ def log_evaluation(
         plt.close(figure)
     run.log_table(latent_table(cell_ids, labels, latent), "latent/latent_codes.csv")
     tsne = pd.DataFrame(evaluation.tsne2d, columns=["x", "y"])
-    tsne.insert(0, "label", map_labels)
+    if map_labels is not None:
+        tsne.insert(0, "label", map_labels)
     tsne.insert(0, "cell_id", take(cell_ids, evaluation.map_cells))
-    tsne["kmeans"] = evaluation.kmeans_labels
+    if evaluation.kmeans_labels is not None:
+        tsne["kmeans"] = evaluation.kmeans_labels
     run.log_table(tsne, "latent/tsne2d.csv")
 
 
@@ -267,7 +274,7 @@ def score_matrix(metrics: dict[str, float]) -> pd.DataFrame:
 
 def run_title(config: RunConfig, dataset: Dataset) -> str:
     beta = f", beta={config.beta:g}" if get_model(config.model).has_beta else ""
-    return f"{config.model}{beta}, seed {config.seed} | {dataset.name} ({dataset.label_key})"
+    return f"{config.model}{beta}, seed {config.seed} | {dataset.name} ({dataset.label_key or 'no labels'})"
 
 
 def run_and_log(
