@@ -80,4 +80,6 @@ def test_a_beta_vae_at_beta_64_logs_its_active_units_and_says_the_posterior_coll
     assert metrics["latent.active_units"] < 3 and metrics["latent.active_fraction"] < 0.5
     assert {f"latent.kl.z{d}" for d in range(6)} | {"latent.kl"} <= set(metrics)
     line = next(line for line in result.stdout.splitlines() if line.startswith("Posterior collapse"))
-    assert "beta_vae (beta 64, seed 0)" in line and "of 6 latent dimensions active" in line
+    assert (
+        "beta_vae (beta 64, seed 0)" in line and "of 6 latent dimensions active (variance of E[z|x]" in line
+    )
