@@ -140,7 +140,11 @@ def run(
     labels: LabelsPath = None,
     label_key: Annotated[
         str | None,
-        typer.Option("--label-key", help="Annotation column used as ground truth.", rich_help_panel="Data"),
+        typer.Option(
+            "--label-key",
+            help="Annotation column used as ground truth; none scores without labels.",
+            rich_help_panel="Data",
+        ),
     ] = None,
     preprocess: Preprocess = None,
     n_top_genes: NTopGenes = RunConfig.n_top_genes,
