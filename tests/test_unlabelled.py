@@ -89,23 +89,27 @@ def test_a_run_on_unlabelled_raw_counts_logs_label_free_scores_and_no_label_scor
     assert "figures/tsne2d.png" in artifacts and "figures/kmeans_comparison.png" not in artifacts
 
 
-def test_a_suite_on_unlabelled_raw_counts_and_its_report_rank_on_structure(
+def test_a_suite_on_unlabelled_raw_counts_and_its_report_rank_on_structure_and_say_collapse(
     tracking_uri: str, tmp_path: Path
 ) -> None:
     write_raw_counts(tmp_path / "raw.h5ad")
     (tmp_path / "raw.toml").write_text(
         'name = "raw"\ndata_path = "raw.h5ad"\nmodels = ["pca", "beta_vae", "random", "pca50"]\n'
-        "betas = [1.0]\nseeds = [0]\n\n[options]\nepochs = 2\nn_init = 2\nperplexity = 20.0\n"
+        "betas = [64.0]\nseeds = [0]\n\n[options]\nepochs = 2\nn_init = 2\nperplexity = 20.0\n"
         "tsne_3d = false\ntsne_cells = 100\nlatent_dim = 4\n"
     )
     result = invoke("run", "--suite", "raw.toml", "--report-dir", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("No labels:") == 1
+    # beta 64 leaves no dimension active: said on the console and in the report.
+    collapsed = "Posterior collapse: beta_vae (beta 64, seed 0) has 0 of 4 latent dimensions active"
+    assert collapsed in result.stdout
     kids = [r for r in experiment_runs(tracking_uri) if r.data.tags.get("vaebench.role") != "suite"]
     assert len(kids) == 4 and all(label_scores(k.data.metrics) == set() for k in kids)
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "no labels" in summary and "ranked on structure.mean" in summary
     assert "tsne_kmeans" not in summary and "leiden" not in summary
+    assert f"- {collapsed}" in summary
     ranking = [line for line in summary.splitlines() if line.startswith("| 1 |")]
     assert len(ranking) == 1
     table = pd.read_csv(tmp_path / "out" / "summary.csv")

@@ -107,6 +107,11 @@ def say_no_labels(metrics: tuple[str, ...] | None) -> None:
     )
 
 
+def say_collapse(line: str) -> None:
+    """A run whose posterior collapsed, in one sentence (:mod:`vaebench.evaluate.collapse`)."""
+    out.print(line, style="bold yellow", markup=False, highlight=False, soft_wrap=True)
+
+
 def print_run_location(tracking_uri: str, experiment: str, run_id: str) -> None:
     out.print(f"MLflow run [bold]{run_id}[/] in experiment [bold]{experiment}[/] at {tracking_uri}")
     out.print(f"  browse it with: mlflow ui --backend-store-uri {tracking_uri}", highlight=False)
@@ -321,7 +326,7 @@ def run(
             outcome.evaluation.metrics,
         )
         if collapsed:
-            out.print(collapsed, style="bold yellow", markup=False, highlight=False, soft_wrap=True)
+            say_collapse(collapsed)
         out.print(
             f"Training: {training.seconds:.2f} s wall, {training.cpu_seconds:.2f} s CPU"
             + (f", {training.seconds_per_epoch:.4f} s/epoch" if training.epochs else "")
@@ -397,7 +402,7 @@ def run_suite_command(
     def write_report(parent_run_id: str, parent: Any) -> None:
         from vaebench.report import report_suite
 
-        files = report_suite(parent_run_id, report_dir, experiment=experiment)
+        files = report_suite(parent_run_id, report_dir, experiment=experiment, on_collapse=say_collapse)
         out.print(f"Report: {len(files)} files in {report_dir}/")
 
     columns = (
@@ -500,7 +505,7 @@ def report(
         from vaebench.report import report_experiment
 
         configure_tracking(tracking_uri, experiment)
-        files = report_experiment(experiment, out_dir, suite_run)
+        files = report_experiment(experiment, out_dir, suite_run, on_collapse=say_collapse)
         out.print(f"Report: {len(files)} files in {out_dir}/", highlight=False)
         for path in files:
             out.print(f"  {path.name}", highlight=False)

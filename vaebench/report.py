@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -351,6 +351,8 @@ class Report:
     files: list[Path]
     summary: pd.DataFrame
     paired: pd.DataFrame
+    collapsed: list[str] = field(default_factory=list)
+    """One sentence per run whose posterior collapsed (:func:`collapse_lines`)."""
 
 
 def write_report(
@@ -416,7 +418,7 @@ def write_report(
             save_figure(f"beta_{part}.png", beta_figure(part_summary, part, subtitle))
     if panels:
         save_figure("tsne_best.png", tsne_grid_figure(panels, subtitle))
-    return Report(files, summary, paired)
+    return Report(files, summary, paired, collapsed)
 
 
 def _no_labels_markdown(summary: pd.DataFrame) -> str:
@@ -524,14 +526,22 @@ def suite_run_ids(parent_run_id: str) -> list[str]:
     return [p["run_id"] for p in json.loads(text)["points"] if p["run_id"] and p["status"] != "failed"]
 
 
-def report_suite(parent_run_id: str, out_dir: Path, experiment: str | None = None) -> list[Path]:
-    """Report on one suite invocation's runs, write it to ``out_dir`` and log it to the suite's parent run."""
+def report_suite(
+    parent_run_id: str,
+    out_dir: Path,
+    experiment: str | None = None,
+    on_collapse: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Report on one suite invocation's runs, write it to ``out_dir`` and log it to the suite's parent run;
+    ``on_collapse`` is told each run whose posterior collapsed, in one sentence."""
     frame = tidy_runs(tracking.get_runs(suite_run_ids(parent_run_id)))
     frame = pd.concat([frame, _tuned_runs_beside(frame, experiment)], ignore_index=True)
     report = write_report(frame, out_dir, tsne_panels(frame))
     parent = tracking.run_handle(parent_run_id)
     for path in report.files:
         parent.log_file(path, "report")
+    for line in report.collapsed if on_collapse is not None else ():
+        on_collapse(line)
     return report.files
 
 
@@ -559,7 +569,12 @@ def _tuned_runs_beside(frame: pd.DataFrame, experiment: str | None) -> pd.DataFr
     return tuned[fresh].drop_duplicates(subset=["entry", "beta", "seed"])
 
 
-def report_experiment(experiment: str, out_dir: Path, suite_run: str | None = None) -> list[Path]:
+def report_experiment(
+    experiment: str,
+    out_dir: Path,
+    suite_run: str | None = None,
+    on_collapse: Callable[[str], None] | None = None,
+) -> list[Path]:
     """Report on a suite run (``suite_run``), or on the latest suite run of ``experiment``.
 
     MLflow must already be configured (:func:`vaebench.tracking.configure`).
@@ -571,4 +586,4 @@ def report_experiment(experiment: str, out_dir: Path, suite_run: str | None = No
         raise VaebenchError(
             f"Experiment {experiment!r} has no finished suite run; run one with vaebench run --all."
         )
-    return report_suite(parent, out_dir, experiment)
+    return report_suite(parent, out_dir, experiment, on_collapse)
