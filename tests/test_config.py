@@ -69,3 +69,30 @@ def test_hidden_widths_parse() -> None:
     assert parse_hidden(None) is None
     with pytest.raises(VaebenchError, match="comma-separated integers"):
         parse_hidden("128;32")
+
+
+# The hashes main gave as of commit e4f1c7e (before unlabelled data and collapse metrics). They name
+# finished runs in users' MLflow stores, which a suite reuses by hash: they must never change.
+MAIN_PBMC68K_DATA_HASH = "b9fe207b40d7bf56"
+MAIN_DEFAULT_SUITE_HASHES = {
+    ("pca", 2.0, 0): "c7966f72d864",
+    ("ae", 2.0, 0): "f4b4bcfe07ad",
+    ("beta_vae", 2.0, 0): "694552e22679",
+    ("beta_vae", 0.5, 1): "cba277bebed2",
+    ("beta_vsc", 4.0, 0): "53ad66a3d84b",
+    ("flow_vae", 1.0, 0): "2a9b8d471bcd",
+    ("random", 2.0, 0): "07e2e24a0bf0",
+    ("pca50", 2.0, 1): "078ed39165f2",
+}
+
+
+def test_todays_suites_keep_their_hashes() -> None:
+    from vaebench.suite import dataset_of, load_suite
+
+    grid = load_suite("default").grid()
+    data_hash = dataset_of(grid[0]).content_hash()
+    assert data_hash == MAIN_PBMC68K_DATA_HASH
+    hashes = {(c.model, c.beta, c.seed): c.config_hash(data_hash) for c in grid}
+    assert {point: hashes[point] for point in MAIN_DEFAULT_SUITE_HASHES} == MAIN_DEFAULT_SUITE_HASHES
+    assert load_suite("smoke").grid()[0].config_hash("abc") == "0f1aaee4c128"
+    assert load_suite("counts").grid()[0].config_hash("abc") == "eee379a043fa"

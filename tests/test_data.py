@@ -97,8 +97,9 @@ def test_10x_folder_with_labels_in_another_order(tmp_path: Path) -> None:
     assert np.array_equal(dataset.X.toarray(), X)
     assert list(dataset.gene_names) == genes
     assert list(dataset.labels) == [f"t{i % 3}" for i in range(12)]
-    with pytest.raises(VaebenchError, match="--labels"):
-        load_dataset(path=folder)
+    # Without --labels the folder is read as most raw counts come: without labels.
+    unlabelled = load_dataset(path=folder, preprocess="none")
+    assert unlabelled.labels is None and np.array_equal(unlabelled.X.toarray(), X)
 
 
 def test_csv_cells_by_genes_with_a_label_column(tmp_path: Path) -> None:
@@ -110,6 +111,11 @@ def test_csv_cells_by_genes_with_a_label_column(tmp_path: Path) -> None:
     assert np.array_equal(dataset.X, X) and list(dataset.labels) == ["a", "b", "c"] * 4
     with pytest.raises(VaebenchError, match="Label column 'type' is not in"):
         load_dataset(path=tmp_path / "m.csv", label_key="type")
+    with pytest.raises(VaebenchError, match="text columns: cell_type"):
+        load_dataset(path=tmp_path / "m.csv")  # a column of names among the numbers: say which is the label
+    assert load_dataset(path=tmp_path / "m.csv", label_key="none", preprocess="none").labels is None
+    table.drop(columns="cell_type").to_csv(tmp_path / "numbers.csv")
+    assert load_dataset(path=tmp_path / "numbers.csv", preprocess="none").labels is None
 
 
 def test_the_studys_export_genes_by_cells_with_shuffled_labels_is_reoriented_and_reordered(

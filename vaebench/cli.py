@@ -90,6 +90,28 @@ def print_scores(title: str, metrics: dict[str, float]) -> None:
     out.print(table)
 
 
+def labels_phrase(label_key: str | None) -> str:
+    return f"labels {label_key!r}" if label_key is not None else "no labels"
+
+
+def say_no_labels(metrics: tuple[str, ...] | None) -> None:
+    """The one line a run or suite on data without labels says about the scores it skips."""
+    from vaebench.evaluate.protocol import DEFAULT_METRICS, no_labels_message
+
+    out.print(
+        no_labels_message(metrics or DEFAULT_METRICS),
+        style="yellow",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def say_collapse(line: str) -> None:
+    """A run whose posterior collapsed, in one sentence (:mod:`vaebench.evaluate.collapse`)."""
+    out.print(line, style="bold yellow", markup=False, highlight=False, soft_wrap=True)
+
+
 def print_run_location(tracking_uri: str, experiment: str, run_id: str) -> None:
     out.print(f"MLflow run [bold]{run_id}[/] in experiment [bold]{experiment}[/] at {tracking_uri}")
     out.print(f"  browse it with: mlflow ui --backend-store-uri {tracking_uri}", highlight=False)
@@ -123,7 +145,11 @@ def run(
     labels: LabelsPath = None,
     label_key: Annotated[
         str | None,
-        typer.Option("--label-key", help="Annotation column used as ground truth.", rich_help_panel="Data"),
+        typer.Option(
+            "--label-key",
+            help="Annotation column used as ground truth; none scores without labels.",
+            rich_help_panel="Data",
+        ),
     ] = None,
     preprocess: Preprocess = None,
     n_top_genes: NTopGenes = RunConfig.n_top_genes,
@@ -278,6 +304,7 @@ def run(
         # Without --dataset or --data, RunConfig's data source is the default dataset.
         config = RunConfig(**settings)
         config = config.validate()
+        from vaebench.evaluate.collapse import run_collapse_message, run_name
         from vaebench.models import get_model
         from vaebench.runner import load_for, run_and_log
 
@@ -289,15 +316,24 @@ def run(
         out.print(
             f"Training [bold]{config.model}[/] on {dataset_obj.name} ({dataset_obj.n_cells:,} cells x "
             f"{dataset_obj.n_genes:,} genes{', sparse' if dataset_obj.is_sparse else ''}, "
-            f"preprocessing {dataset_obj.preprocessing}, labels {dataset_obj.label_key!r}) {what}",
+            f"preprocessing {dataset_obj.preprocessing}, {labels_phrase(dataset_obj.label_key)}) {what}",
             highlight=False,
         )
+        if not dataset_obj.has_labels:
+            say_no_labels(config.metrics)
         with epoch_progress(config.epochs, config.model) as on_epoch:
             outcome, run_id = run_and_log(config, dataset=dataset_obj, on_epoch=on_epoch)
         training = outcome.training
         print_scores(
-            f"{config.model} on {dataset_obj.name} ({dataset_obj.label_key})", outcome.evaluation.metrics
+            f"{config.model} on {dataset_obj.name} ({dataset_obj.label_key or 'no labels'})",
+            outcome.evaluation.metrics,
         )
+        collapsed = run_collapse_message(
+            run_name(config.model, config.beta if spec.has_beta else None, config.seed),
+            outcome.evaluation.metrics,
+        )
+        if collapsed:
+            say_collapse(collapsed)
         out.print(
             f"Training: {training.seconds:.2f} s wall, {training.cpu_seconds:.2f} s CPU"
             + (f", {training.seconds_per_epoch:.4f} s/epoch" if training.epochs else "")
@@ -351,7 +387,7 @@ def run_suite_command(
         TimeRemainingColumn,
     )
 
-    from vaebench.suite import load_suite, point_label, run_suite
+    from vaebench.suite import dataset_of, load_suite, point_label, run_suite
 
     suite = load_suite(name).narrowed(
         models=parse_list(models, str, "--models"),
@@ -367,11 +403,13 @@ def run_suite_command(
         f"on {data}, {where}",
         highlight=False,
     )
+    if not dataset_of(grid[0]).has_labels:  # loaded once per process: run_suite reads this same copy
+        say_no_labels(grid[0].metrics)
 
     def write_report(parent_run_id: str, parent: Any) -> None:
         from vaebench.report import report_suite
 
-        files = report_suite(parent_run_id, report_dir, experiment=experiment)
+        files = report_suite(parent_run_id, report_dir, experiment=experiment, on_collapse=say_collapse)
         out.print(f"Report: {len(files)} files in {report_dir}/")
 
     columns = (
@@ -474,7 +512,7 @@ def report(
         from vaebench.report import report_experiment
 
         configure_tracking(tracking_uri, experiment)
-        files = report_experiment(experiment, out_dir, suite_run)
+        files = report_experiment(experiment, out_dir, suite_run, on_collapse=say_collapse)
         out.print(f"Report: {len(files)} files in {out_dir}/", highlight=False)
         for path in files:
             out.print(f"  {path.name}", highlight=False)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -26,10 +26,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vaebench import tracking
+from vaebench.data.dataset import NO_LABELS
 from vaebench.errors import VaebenchError
 from vaebench.evaluate import score_heatmap
+from vaebench.evaluate.collapse import ACTIVE_FRACTION, ACTIVE_UNITS, KL_TOTAL, collapse_message, run_name
 from vaebench.evaluate.figures import label_map_axes, label_palette, save_png
-from vaebench.evaluate.metrics import BIO, STRUCTURE
+from vaebench.evaluate.metrics import BIO, METRICS, STRUCTURE
 from vaebench.results_table import results_table_figure
 from vaebench.scaling import CONTROLS, GROUPS, TOTAL, add_scaled_scores, aggregate_name, scaled_columns
 from vaebench.stats import holm_adjusted, paired_difference, t_interval
@@ -49,6 +51,9 @@ SUMMARY_METRICS = (
     "latent.isolated_label",
     "structure.trustworthiness",
     "structure.knn_preservation",
+    ACTIVE_UNITS,
+    ACTIVE_FRACTION,
+    KL_TOTAL,
     "train.seconds",
     "train.cpu_seconds",
 )
@@ -59,6 +64,8 @@ RAW_KL = "train.kl"
 """The KL itself, ``beta_kl / beta``: what a beta sweep trades against the reconstruction."""
 BASELINE = "pca"
 RANK_METRIC = "tsne_kmeans.ari"
+STRUCTURE_SCORE = "structure.mean"
+"""Without labels, runs are ranked on the mean of their structure scores (trustworthiness, kNN kept)."""
 PAIRED_METRICS = (
     "tsne_kmeans.ari",
     "tsne_kmeans.nmi",
@@ -94,6 +101,8 @@ def tidy_runs(runs: pd.DataFrame) -> pd.DataFrame:
     )
     frame["dataset"] = runs.get("params.dataset.name", pd.Series("", index=runs.index)).fillna("")
     frame["label_key"] = runs.get("params.dataset.label_key", pd.Series("", index=runs.index)).fillna("")
+    dims = runs.get("tags.latent_dims", runs.get("params.latent_dim", pd.Series(np.nan, index=runs.index)))
+    frame["latent_dims"] = pd.to_numeric(dims, errors="coerce")
     for metric in SUMMARY_METRICS:
         column = f"metrics.{metric}"
         frame[metric] = pd.to_numeric(runs[column], errors="coerce") if column in runs else np.nan
@@ -102,6 +111,39 @@ def tidy_runs(runs: pd.DataFrame) -> pd.DataFrame:
     if BETA_KL in frame:
         frame[RAW_KL] = frame[BETA_KL] / frame["beta"].where(frame["beta"] > 0)
     return frame
+
+
+def label_metric_names() -> set[str]:
+    """The logged names of every score that needs labels (absent from runs on data without labels)."""
+    return {name for metric in METRICS.values() if metric.needs_labels for name in metric.logged_names}
+
+
+def has_labels(frame: pd.DataFrame) -> bool:
+    """Whether any run of ``frame`` was scored against labels (data without labels log ``none``)."""
+    return bool((frame["label_key"] != NO_LABELS).any()) if "label_key" in frame else True
+
+
+def with_structure_score(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with :data:`STRUCTURE_SCORE`, each run's mean of the structure scores it has."""
+    columns = [m for m in SUMMARY_METRICS if m.startswith(f"{STRUCTURE}.") and m in frame]
+    return frame.assign(**{STRUCTURE_SCORE: frame[columns].mean(axis=1, skipna=True) if columns else np.nan})
+
+
+def collapse_lines(frame: pd.DataFrame) -> list[str]:
+    """One sentence per run of a variational model (one that logged ``latent.kl``) with fewer than half of
+    its latent dimensions active (Burda et al. 2016; :mod:`vaebench.evaluate.collapse`)."""
+    lines = []
+    needed = {KL_TOTAL, ACTIVE_UNITS, "latent_dims"}
+    if not needed <= set(frame.columns):
+        return lines
+    runs = frame.dropna(subset=list(needed)).sort_values(["entry", "beta", "seed"], na_position="first")
+    for _, run in runs.iterrows():
+        beta = None if pd.isna(run["beta"]) else float(run["beta"])
+        name = run_name(str(run["entry"]), beta, None if pd.isna(run["seed"]) else int(run["seed"]))
+        line = collapse_message(name, int(run[ACTIVE_UNITS]), int(run["latent_dims"]))
+        if line is not None:
+            lines.append(line)
+    return lines
 
 
 def loss_part_columns(frame: pd.DataFrame) -> list[str]:
@@ -193,10 +235,11 @@ def paired_against_baseline(
 
 def _subtitle(frame: pd.DataFrame) -> str:
     datasets = ", ".join(sorted(set(frame["dataset"]) - {""})) or "data"
-    labels = ", ".join(sorted(set(frame["label_key"]) - {""})) or "labels"
+    labels = ", ".join(sorted(set(frame["label_key"]) - {"", NO_LABELS})) or "labels"
+    labels = f"labels {labels}" if has_labels(frame) else "no labels"
     seeds = frame.groupby(["entry", "beta"], dropna=False)["seed"].nunique()
     n = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
-    return f"{datasets}, labels {labels}, {n} seeds"
+    return f"{datasets}, {labels}, {n} seeds"
 
 
 def heatmap_figure(summary: pd.DataFrame, subtitle: str) -> Figure:
@@ -275,7 +318,9 @@ def best_runs(frame: pd.DataFrame, metric: str = RANK_METRIC) -> pd.DataFrame:
 
 
 def tsne_grid_figure(panels: list[tuple[str, pd.DataFrame]], subtitle: str) -> Figure:
-    """One 2-d t-SNE panel per model at its best beta, coloured by cell type, one shared legend."""
+    """One 2-d t-SNE panel per model at its best beta, coloured by cell type, one shared legend (maps of
+    cells without labels in one colour, without a legend)."""
+    panels = [(title, table if "label" in table else table.assign(label="cells")) for title, table in panels]
     n = len(panels)
     cols = min(n, 2)
     rows = int(np.ceil(n / cols))
@@ -295,7 +340,8 @@ def tsne_grid_figure(panels: list[tuple[str, pd.DataFrame]], subtitle: str) -> F
     handles = [
         plt.Line2D([], [], marker="o", linestyle="", color=colors[label], label=label) for label in labels
     ]
-    fig.legend(handles=handles, loc="outside right center", frameon=False, title="cell type")
+    if labels != ["cells"]:
+        fig.legend(handles=handles, loc="outside right center", frameon=False, title="cell type")
     fig.suptitle(f"2-d t-SNE of each model at its best beta\n{subtitle}")
     return fig
 
@@ -305,6 +351,8 @@ class Report:
     files: list[Path]
     summary: pd.DataFrame
     paired: pd.DataFrame
+    collapsed: list[str] = field(default_factory=list)
+    """One sentence per run whose posterior collapsed (:func:`collapse_lines`)."""
 
 
 def write_report(
@@ -313,8 +361,15 @@ def write_report(
     """Write the tables (Markdown, CSV) and figures (PNG) of ``frame`` to ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     subtitle = _subtitle(frame)
+    labelled = has_labels(frame)
+    shown: tuple[str, ...] = SUMMARY_METRICS
+    rank = RANK_METRIC
+    if not labelled:  # ranked on what needs no labels; label scores are absent, not zero
+        frame = with_structure_score(frame)
+        rank = STRUCTURE_SCORE
+        shown = (STRUCTURE_SCORE, *(m for m in SUMMARY_METRICS if m not in label_metric_names()))
     frame = add_scaled_scores(frame)
-    summary = summarise(frame, (*SUMMARY_METRICS, *scaled_columns()))
+    summary = summarise(frame, (*shown, *scaled_columns()))
     paired = paired_against_baseline(frame, PAIRED_METRICS)
     files: list[Path] = []
 
@@ -331,22 +386,28 @@ def write_report(
 
     save_text("summary.csv", summary.to_csv(index=False))
     header = f"# vaebench report\n\n{subtitle}. Cells: mean ± sd [95% t-interval] over seeds.\n\n"
-    save_text("summary.md", header + summary_markdown(summary))
+    if not labelled:
+        header += _no_labels_markdown(summary)
+    collapsed = collapse_lines(frame)
+    collapse = "".join(f"- {line}\n" for line in collapsed)
+    collapse = f"\n## Posterior collapse\n\n{collapse}" if collapsed else ""
+    save_text("summary.md", header + summary_markdown(summary, shown) + collapse)
     scaled = summary[f"{aggregate_name(TOTAL)} mean"].notna().any()  # the controls are in the report
     if scaled:
         save_text("scaled.md", _scaled_markdown(summary, subtitle))
     if not paired.empty:
         save_text("paired_vs_pca.csv", paired.to_csv(index=False))
         save_text("paired_vs_pca.md", _paired_markdown(paired))
-    runs_table = frame.drop(columns=[c for c in ("dataset", "label_key") if c in frame])
+    runs_table = frame.drop(columns=[c for c in ("dataset", "label_key", "latent_dims") if c in frame])
     save_text("runs.csv", runs_table.to_csv(index=False))
-    save_figure("heatmap.png", heatmap_figure(summary, subtitle))
+    if labelled:
+        save_figure("heatmap.png", heatmap_figure(summary, subtitle))
     if scaled:
         save_figure("results_table.png", results_table_figure(summary, subtitle))
-    for metric in (*SCORES, "latent.silhouette"):
-        if summary[f"{metric} mean"].notna().any():
+    for metric in (*SCORES, "latent.silhouette") if labelled else (STRUCTURE_SCORE,):
+        if f"{metric} mean" in summary and summary[f"{metric} mean"].notna().any():
             save_figure(f"beta_{metric}.png", beta_figure(summary, metric, subtitle))
-    save_figure("cost_tsne_kmeans.ari.png", cost_figure(frame, RANK_METRIC, subtitle))
+    save_figure(f"cost_{rank}.png", cost_figure(frame, rank, subtitle))
     parts = loss_part_columns(frame)
     if parts:
         trained = frame[frame[parts].notna().any(axis=1)]
@@ -357,7 +418,33 @@ def write_report(
             save_figure(f"beta_{part}.png", beta_figure(part_summary, part, subtitle))
     if panels:
         save_figure("tsne_best.png", tsne_grid_figure(panels, subtitle))
-    return Report(files, summary, paired)
+    return Report(files, summary, paired, collapsed)
+
+
+def _no_labels_markdown(summary: pd.DataFrame) -> str:
+    """What a report on data without labels scores, and its entries ranked on the structure kept."""
+    lines = [
+        "No labels: label scores (k-means, Leiden, silhouette, ASW, cLISI, isolated label) are skipped, not",
+        f"zero; entries are ranked on {STRUCTURE_SCORE}, the mean of trustworthiness and kNN preservation.",
+        "",
+        f"| rank | entry | beta | seeds | {STRUCTURE_SCORE} | structure.trustworthiness | "
+        "structure.knn_preservation | latent.active_units |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    order = summary.sort_values(f"{STRUCTURE_SCORE} mean", ascending=False, na_position="last")
+    for rank, (_, row) in enumerate(order.iterrows(), start=1):
+        beta = "" if pd.isna(row["beta"]) else f"{row['beta']:.3g}"
+        cells = [
+            f"{row[f'{m} mean']:.3f}"
+            for m in (
+                STRUCTURE_SCORE,
+                "structure.trustworthiness",
+                "structure.knn_preservation",
+                ACTIVE_UNITS,
+            )
+        ]
+        lines.append(f"| {rank} | {row['entry']} | {beta} | {row['n_seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n"
 
 
 def _paired_markdown(paired: pd.DataFrame) -> str:
@@ -416,14 +503,17 @@ def _scaled_markdown(summary: pd.DataFrame, subtitle: str) -> str:
 
 
 def tsne_panels(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """The logged 2-d t-SNE of each model's run at its best beta."""
+    """The logged 2-d t-SNE of each model's run at its best beta (by the structure score without labels)."""
     panels = []
-    for _, run in best_runs(frame).iterrows():
+    labelled = has_labels(frame)
+    rank, short = (RANK_METRIC, "ARI") if labelled else (STRUCTURE_SCORE, "structure")
+    frame = frame if labelled else with_structure_score(frame)
+    for _, run in best_runs(frame, rank).iterrows():
         text = tracking.load_artifact_text(run["run_id"], "latent/tsne2d.csv")
         if text is None:
             continue
         beta = "" if pd.isna(run["beta"]) else f", beta={run['beta']:.3g}"
-        title = f"{run['entry']}{beta}, seed {run['seed']} (ARI {run[RANK_METRIC]:.2f})"
+        title = f"{run['entry']}{beta}, seed {run['seed']} ({short} {run[rank]:.2f})"
         panels.append((title, pd.read_csv(io.StringIO(text))))
     return panels
 
@@ -436,14 +526,22 @@ def suite_run_ids(parent_run_id: str) -> list[str]:
     return [p["run_id"] for p in json.loads(text)["points"] if p["run_id"] and p["status"] != "failed"]
 
 
-def report_suite(parent_run_id: str, out_dir: Path, experiment: str | None = None) -> list[Path]:
-    """Report on one suite invocation's runs, write it to ``out_dir`` and log it to the suite's parent run."""
+def report_suite(
+    parent_run_id: str,
+    out_dir: Path,
+    experiment: str | None = None,
+    on_collapse: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Report on one suite invocation's runs, write it to ``out_dir`` and log it to the suite's parent run;
+    ``on_collapse`` is told each run whose posterior collapsed, in one sentence."""
     frame = tidy_runs(tracking.get_runs(suite_run_ids(parent_run_id)))
     frame = pd.concat([frame, _tuned_runs_beside(frame, experiment)], ignore_index=True)
     report = write_report(frame, out_dir, tsne_panels(frame))
     parent = tracking.run_handle(parent_run_id)
     for path in report.files:
         parent.log_file(path, "report")
+    for line in report.collapsed if on_collapse is not None else ():
+        on_collapse(line)
     return report.files
 
 
@@ -471,7 +569,12 @@ def _tuned_runs_beside(frame: pd.DataFrame, experiment: str | None) -> pd.DataFr
     return tuned[fresh].drop_duplicates(subset=["entry", "beta", "seed"])
 
 
-def report_experiment(experiment: str, out_dir: Path, suite_run: str | None = None) -> list[Path]:
+def report_experiment(
+    experiment: str,
+    out_dir: Path,
+    suite_run: str | None = None,
+    on_collapse: Callable[[str], None] | None = None,
+) -> list[Path]:
     """Report on a suite run (``suite_run``), or on the latest suite run of ``experiment``.
 
     MLflow must already be configured (:func:`vaebench.tracking.configure`).
@@ -483,4 +586,4 @@ def report_experiment(experiment: str, out_dir: Path, suite_run: str | None = No
         raise VaebenchError(
             f"Experiment {experiment!r} has no finished suite run; run one with vaebench run --all."
         )
-    return report_suite(parent, out_dir, experiment)
+    return report_suite(parent, out_dir, experiment, on_collapse)

@@ -39,6 +39,11 @@ def _two_decimals(value: float) -> str:
     return f"{0.0 if abs(value) < 0.005 else value:.2f}"
 
 
+def _shown(summary: pd.DataFrame, column: str) -> bool:
+    """Whether the summary has means of ``column`` (scores that need labels have none without labels)."""
+    return f"{column} mean" in summary and bool(summary[f"{column} mean"].notna().any())
+
+
 def row_label(entry: str, beta: float) -> str:
     return entry if pd.isna(beta) else f"{entry} (beta={beta:.3g})"
 
@@ -46,9 +51,9 @@ def row_label(entry: str, beta: float) -> str:
 def results_table_figure(summary: pd.DataFrame, subtitle: str) -> Figure:
     """The table of scaled scores (means over seeds) and group aggregates (bars with 95% intervals)."""
     metrics = [
-        (group, m) for group, names in GROUPS.items() for m in names if f"{scaled_name(m)} mean" in summary
+        (group, m) for group, names in GROUPS.items() for m in names if _shown(summary, scaled_name(m))
     ]
-    aggregates = [g for g in (*GROUPS, TOTAL) if f"{aggregate_name(g)} mean" in summary]
+    aggregates = [g for g in (*GROUPS, TOTAL) if _shown(summary, aggregate_name(g))]
     order = summary.sort_values(f"{aggregate_name(TOTAL)} mean", ascending=False, na_position="last")
     labels = [row_label(e, b) for e, b in zip(order["entry"], order["beta"], strict=True)]
     values = np.array([order[f"{scaled_name(m)} mean"].to_numpy(dtype=float) for _, m in metrics]).T

@@ -23,6 +23,7 @@ import torch
 from vaebench import __version__, tracking
 from vaebench.config import RunConfig
 from vaebench.data import Dataset
+from vaebench.data.dataset import NO_LABELS
 from vaebench.data.registry import require_counts
 from vaebench.evaluate import (
     Evaluation,
@@ -34,11 +35,20 @@ from vaebench.evaluate import (
     tsne3d_figure,
     tsne_figure,
 )
+from vaebench.evaluate.collapse import collapse_scores
 from vaebench.evaluate.subsample import take
 from vaebench.external import ExternalEmbedding
 from vaebench.hardware import cpu_name, resolve_device, set_threads
 from vaebench.models import ModelOptions, get_model
-from vaebench.train import EpochCallback, TrainResult, as_tensor, encode, seed_everything, train
+from vaebench.train import (
+    EpochCallback,
+    TrainResult,
+    as_tensor,
+    encode,
+    posterior_moments,
+    seed_everything,
+    train,
+)
 
 LatentProbe = Callable[[], np.ndarray]
 """The latent code of every training cell under the model as it is between two epochs (its train mode
@@ -167,7 +177,25 @@ def fit_and_score(
     dataset = dataset if dataset is not None else load_for(config)
     model, latent, training = fit(config, dataset, on_epoch)
     evaluation = evaluate_embedding(latent, dataset.labels, protocol_for(config), inputs=dataset.X)
+    evaluation.metrics.update(latent_scores(config, dataset, model, latent))
     return RunOutcome(config, dataset, model, latent, training, evaluation)
+
+
+def latent_scores(config: RunConfig, dataset: Dataset, model: Any, latent: np.ndarray) -> dict[str, float]:
+    """Active units of every model's latent and, for a model with a posterior, the KL of each dimension
+    (:mod:`vaebench.evaluate.collapse`). A torch model's posterior is read by
+    :func:`vaebench.train.posterior_moments`; a fitted object (an adapter to another library) may offer
+    ``posterior_moments(X) -> (means, variances)``; without either, the codes stand for the means."""
+    spec = get_model(config.model)
+    if spec.is_torch:
+        inputs = require_counts(dataset, config.model) if spec.needs_counts else dataset.X
+        parameter = next(model.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        moments = posterior_moments(model, as_tensor(inputs, device))
+    else:
+        moments_of = getattr(model, "posterior_moments", None)
+        moments = moments_of(dataset.X) if callable(moments_of) else None
+    return collapse_scores(latent) if moments is None else collapse_scores(*moments)
 
 
 def dataset_params(dataset: Dataset) -> dict[str, Any]:
@@ -176,11 +204,12 @@ def dataset_params(dataset: Dataset) -> dict[str, Any]:
         "dataset.n_cells": dataset.n_cells,
         "dataset.n_genes": dataset.n_genes,
         "dataset.hash": dataset.content_hash(),
-        "dataset.label_key": dataset.label_key,
-        "dataset.n_classes": len(set(dataset.labels)),
+        "dataset.label_key": dataset.label_key or NO_LABELS,
         "dataset.preprocessing": dataset.preprocessing,
         "dataset.sparse": dataset.is_sparse,
     }
+    if dataset.labels is not None:
+        params["dataset.n_classes"] = len(set(dataset.labels))
     if "cache" in dataset.provenance:
         params["dataset.cache"] = dataset.provenance["cache"]
     return params
@@ -205,10 +234,11 @@ def machine_tags(threads: int) -> dict[str, Any]:
     return tags
 
 
-def latent_table(cell_ids: np.ndarray, labels: np.ndarray, latent: np.ndarray) -> pd.DataFrame:
-    """Latent codes with cell ids and labels, one row per cell."""
+def latent_table(cell_ids: np.ndarray, labels: np.ndarray | None, latent: np.ndarray) -> pd.DataFrame:
+    """Latent codes with cell ids and labels (when there are labels), one row per cell."""
     table = pd.DataFrame(latent, columns=[f"z{i}" for i in range(latent.shape[1])])
-    table.insert(0, "label", labels)
+    if labels is not None:
+        table.insert(0, "label", labels)
     table.insert(0, "cell_id", cell_ids)
     return table
 
@@ -218,26 +248,28 @@ def log_evaluation(
     title: str,
     evaluation: Evaluation,
     cell_ids: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     latent: np.ndarray,
 ) -> None:
-    """Scores, the study's figures and the latent codes of one evaluated embedding."""
+    """Scores, the study's figures and the latent codes of one evaluated embedding (without labels: maps
+    in one colour, and no k-means comparison or score heatmap, which compare with labels)."""
     run.log_metrics(evaluation.metrics)
     run.log_metrics({f"eval.seconds.{k}": v for k, v in evaluation.seconds.items()})
     run.log_params(evaluation.sizes)
     map_labels = take(labels, evaluation.map_cells)
-    sampled = "" if evaluation.map_cells is None else f", {len(map_labels):,} sampled cells"
+    sampled = "" if evaluation.map_cells is None else f", {len(evaluation.map_cells):,} sampled cells"
     figures = {
-        "figures/tsne2d.png": tsne_figure(evaluation.tsne2d, map_labels, f"{title}: 2-d t-SNE{sampled}"),
-        "figures/kmeans_comparison.png": kmeans_comparison_figure(
+        "figures/tsne2d.png": tsne_figure(evaluation.tsne2d, map_labels, f"{title}: 2-d t-SNE{sampled}")
+    }
+    if map_labels is not None and evaluation.kmeans_labels is not None:
+        figures["figures/kmeans_comparison.png"] = kmeans_comparison_figure(
             evaluation.tsne2d,
             map_labels,
             evaluation.kmeans_labels,
             evaluation.kmeans_centroids,
             f"{title}: k-means on the 2-d t-SNE",
-        ),
-        "figures/scores.png": score_heatmap(score_matrix(evaluation.metrics), f"{title}: scores"),
-    }
+        )
+        figures["figures/scores.png"] = score_heatmap(score_matrix(evaluation.metrics), f"{title}: scores")
     if evaluation.tsne3d is not None:
         figures["figures/tsne3d.png"] = tsne3d_figure(
             evaluation.tsne3d, take(labels, evaluation.tsne3d_cells), f"{title}: 3-d t-SNE"
@@ -247,9 +279,11 @@ def log_evaluation(
         plt.close(figure)
     run.log_table(latent_table(cell_ids, labels, latent), "latent/latent_codes.csv")
     tsne = pd.DataFrame(evaluation.tsne2d, columns=["x", "y"])
-    tsne.insert(0, "label", map_labels)
+    if map_labels is not None:
+        tsne.insert(0, "label", map_labels)
     tsne.insert(0, "cell_id", take(cell_ids, evaluation.map_cells))
-    tsne["kmeans"] = evaluation.kmeans_labels
+    if evaluation.kmeans_labels is not None:
+        tsne["kmeans"] = evaluation.kmeans_labels
     run.log_table(tsne, "latent/tsne2d.csv")
 
 
@@ -263,7 +297,7 @@ def score_matrix(metrics: dict[str, float]) -> pd.DataFrame:
 
 def run_title(config: RunConfig, dataset: Dataset) -> str:
     beta = f", beta={config.beta:g}" if get_model(config.model).has_beta else ""
-    return f"{config.model}{beta}, seed {config.seed} | {dataset.name} ({dataset.label_key})"
+    return f"{config.model}{beta}, seed {config.seed} | {dataset.name} ({dataset.label_key or 'no labels'})"
 
 
 def run_and_log(

@@ -8,7 +8,9 @@ seeds). Groups follow scIB (Luecken et al. 2022, Nat. Methods): bio-conservation
 structure (neighbourhoods kept from the input) and cost. Training cost has no control that brackets it
 (a control trains in no time), so it is scaled between the cheapest and the dearest entry of the report
 on a log scale: 1 for the cheapest, 0 for the dearest. A group's aggregate is the mean of its scaled
-scores; ``total`` is the mean of bio-conservation and structure (cost is a trade-off left to the reader).
+scores; ``total`` is the mean of bio-conservation and structure (cost is a trade-off left to the reader),
+and for a run on data without labels (``label_key`` ``none``), which has no bio-conservation score, its
+structure aggregate.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from vaebench.data.dataset import NO_LABELS
 from vaebench.evaluate.metrics import BIO, STRUCTURE
 
 CONTROLS = ("random", "pca50")
@@ -88,7 +91,9 @@ def add_scaled_scores(frame: pd.DataFrame, controls: tuple[str, ...] = CONTROLS)
         scaled = out[[scaled_name(m) for m in metrics]]
         out[aggregate_name(group)] = scaled.mean(axis=1, skipna=True).where(scaled.notna().any(axis=1))
     parts = out[[aggregate_name(BIO), aggregate_name(STRUCTURE)]]
-    out[aggregate_name(TOTAL)] = parts.mean(axis=1).where(parts.notna().all(axis=1))
+    unlabelled = out["label_key"] == NO_LABELS if "label_key" in out else pd.Series(False, index=out.index)
+    both = parts.notna().all(axis=1)
+    out[aggregate_name(TOTAL)] = parts.mean(axis=1).where(both | (unlabelled & parts.iloc[:, 1].notna()))
     return out
 
 

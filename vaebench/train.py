@@ -166,3 +166,40 @@ def encode(model: LatentModel, X: torch.Tensor | SparseRows, batch_size: int = 4
     model.eval()
     codes = [model.encode(X[start : start + batch_size]) for start in range(0, X.shape[0], batch_size)]
     return torch.cat(codes).cpu().numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def posterior_moments(
+    model: LatentModel, X: torch.Tensor | SparseRows, batch_size: int = 4096
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The Gaussian posterior's means and variances (cells x latent, NumPy) of every row of ``X``, encoded a
+    block at a time as :func:`encode`; None for a model without ``posterior`` (an autoencoder).
+
+    The moments are those of the first two outputs of ``model.posterior(x)``, read as (mean, log-variance):
+    the Gaussian posterior of ``beta_vae`` and ``nb_vae`` (which reads counts); for ``beta_vsc`` the slab's
+    Gaussian, whose spike (gamma, the third output) is left out, so a dimension the spike switches off
+    still counts by its slab; for ``flow_vae`` the base Gaussian ``q_0`` before the planar flows (the
+    flowed posterior has no closed-form moments). A ``posterior`` that does not give two cells x latent
+    arrays first (a user's model may mean something else by it) counts as none.
+    """
+    posterior = getattr(model, "posterior", None)
+    if not callable(posterior):
+        return None
+    model.eval()
+    means, variances = [], []
+    for start in range(0, X.shape[0], batch_size):
+        block = X[start : start + batch_size]
+        outputs = posterior(block)
+        if not isinstance(outputs, tuple | list) or len(outputs) < 2:
+            return None
+        mu, logvar = outputs[0], outputs[1]
+        if (
+            not (isinstance(mu, torch.Tensor) and isinstance(logvar, torch.Tensor))
+            or mu.shape != logvar.shape
+        ):
+            return None
+        if mu.ndim != 2 or mu.shape[0] != block.shape[0]:
+            return None
+        means.append(mu.cpu())
+        variances.append(logvar.exp().cpu())
+    return torch.cat(means).numpy(), torch.cat(variances).numpy()

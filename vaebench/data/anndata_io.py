@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from vaebench.data.dataset import Dataset
+from vaebench.data.dataset import NO_LABELS, Dataset
 from vaebench.data.matrix import Matrix, as_matrix, stored_values
 from vaebench.errors import VaebenchError
 
@@ -29,8 +29,13 @@ def label_columns(obs: pd.DataFrame) -> pd.DataFrame:
     return obs[keep].copy()
 
 
-def resolve_label_key(obs: pd.DataFrame, label_key: str | None, default: str | None, source: str) -> str:
-    """The label column to use: the one asked for, else the default, else the only candidate."""
+def resolve_label_key(
+    obs: pd.DataFrame, label_key: str | None, default: str | None, source: str
+) -> str | None:
+    """The label column to use: the one asked for, else the default, else the only candidate; None (no
+    labels) when asked for ``NO_LABELS`` or when there is no candidate at all (unannotated data)."""
+    if label_key == NO_LABELS:
+        return None
     if label_key is not None:
         return label_key  # Dataset says which columns exist if it is not there
     if default is not None and default in obs.columns:
@@ -38,9 +43,11 @@ def resolve_label_key(obs: pd.DataFrame, label_key: str | None, default: str | N
     candidates = list(obs.columns)
     if len(candidates) == 1:
         return str(candidates[0])
+    if not candidates:
+        return None
     raise VaebenchError(
         f"Name the label column of {source} with --label-key; its annotation columns are: "
-        f"{', '.join(map(str, candidates)) or '(none)'}."
+        f"{', '.join(map(str, candidates))} (--label-key {NO_LABELS} scores it without labels)."
     )
 
 
@@ -73,7 +80,7 @@ def dataset_from_anndata(
     """A :class:`Dataset` from an AnnData object (``obs`` reduced to its label-like columns)."""
     obs = label_columns(adata.obs)  # type: ignore[attr-defined]
     key = resolve_label_key(obs, label_key, default_label_key, name)
-    if key not in obs.columns and key in adata.obs.columns:  # type: ignore[attr-defined]
+    if key is not None and key not in obs.columns and key in adata.obs.columns:  # type: ignore[attr-defined]
         obs[key] = adata.obs[key].astype(str).to_numpy()  # type: ignore[attr-defined]
     obs.index = obs.index.astype(str)
     return Dataset(

@@ -13,6 +13,10 @@ from vaebench.data.matrix import Matrix, as_matrix, count_non_finite, is_raw_cou
 from vaebench.data.matrix import digest as matrix_digest
 from vaebench.errors import VaebenchError
 
+NO_LABELS = "none"
+"""The label key that says "score without labels" (``--label-key none``), for data that have annotations
+the user does not want scored against; data with no label-like annotation at all have no labels anyway."""
+
 
 def _needs_conversion(matrix: Matrix) -> bool:
     return matrix.dtype != np.float32 or (sp.issparse(matrix) and not isinstance(matrix, sp.csr_matrix))
@@ -27,7 +31,9 @@ class Dataset:
     (``none``, ``study``, ``standard``, or what the source did before vaebench read it).
 
     ``obs`` holds every per-cell annotation the source had (one row per cell, in the order of ``X``);
-    ``label_key`` names the column used as ground truth for scoring.
+    ``label_key`` names the column used as ground truth for scoring, or is None for data without labels
+    (most raw counts are unannotated; ``NO_LABELS`` given as the key means the same): those are scored on
+    what needs no labels (:func:`vaebench.evaluate.evaluate_embedding`).
 
     ``raw_counts`` holds the raw counts of the same cells and genes when ``X`` was prepared from counts
     (``--preprocess standard`` or ``study``, or a ``layers["counts"]`` an ``.h5ad`` brought along): what
@@ -38,7 +44,7 @@ class Dataset:
     name: str
     X: Matrix
     obs: pd.DataFrame
-    label_key: str
+    label_key: str | None
     cell_ids: np.ndarray
     gene_names: np.ndarray
     description: str = ""
@@ -48,6 +54,8 @@ class Dataset:
     _hash: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.label_key == NO_LABELS:
+            object.__setattr__(self, "label_key", None)
         if self.X.ndim != 2:
             raise VaebenchError(f"Dataset {self.name!r} is not a 2-d cells x genes matrix.")
         if _needs_conversion(self.X):
@@ -86,6 +94,10 @@ class Dataset:
             raise VaebenchError(
                 f"Dataset {self.name!r} has {n_genes} genes in its matrix but {len(self.gene_names)} gene names."
             )
+        if self.label_key is not None:
+            self._check_labels()
+
+    def _check_labels(self) -> None:
         if self.label_key not in self.obs.columns:
             raise VaebenchError(
                 f"Label column {self.label_key!r} is not in dataset {self.name!r}; "
@@ -121,8 +133,14 @@ class Dataset:
         return int(self.X.shape[1])
 
     @property
-    def labels(self) -> np.ndarray:
-        """The ground-truth labels as strings, one per cell."""
+    def has_labels(self) -> bool:
+        return self.label_key is not None
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """The ground-truth labels as strings, one per cell; None for data without labels."""
+        if self.label_key is None:
+            return None
         return self.obs[self.label_key].astype(str).to_numpy()
 
     @property
@@ -130,23 +148,23 @@ class Dataset:
         """The annotation columns that could serve as labels."""
         return [str(c) for c in self.obs.columns]
 
-    def with_label_key(self, label_key: str) -> Dataset:
-        """The same data scored against another annotation column."""
+    def with_label_key(self, label_key: str | None) -> Dataset:
+        """The same data scored against another annotation column (None or ``NO_LABELS``: without labels)."""
         return replace(self, label_key=label_key, _hash=[], provenance=dict(self.provenance))
 
     def shape_profile(self) -> dict[str, int]:
         """The dataset's size as MLflow's dataset tracking shows it."""
-        profile = {
-            "num_cells": self.n_cells,
-            "num_genes": self.n_genes,
-            "num_classes": int(self.obs[self.label_key].nunique()),
-        }
+        profile = {"num_cells": self.n_cells, "num_genes": self.n_genes}
+        if self.label_key is not None:
+            profile["num_classes"] = int(self.obs[self.label_key].nunique())
         if self.is_sparse:
             profile["num_nonzero"] = int(self.X.nnz)
         return profile
 
     def content_hash(self) -> str:
         """A short SHA-256 of the matrix, cell ids, gene names and labels: equal data, equal hash.
+
+        Data without labels hash the rest alone (labelled data hash exactly as before labels could be absent).
 
         Counts a file brought beside its values (``layers["counts"]``) are hashed too; counts vaebench kept
         while preparing ``X`` (``study``, ``standard``) are not: ``X`` and the preprocessing settings, which
@@ -158,6 +176,8 @@ class Dataset:
             if self.raw_counts is not None and not self.preprocessing.startswith(("study", "standard")):
                 matrix_digest(self.raw_counts, digest)
             for values in (self.cell_ids, self.gene_names, self.labels):
+                if values is None:
+                    continue
                 digest.update("\x1f".join(map(str, values)).encode())
             self._hash.append(digest.hexdigest()[:16])
         return self._hash[0]

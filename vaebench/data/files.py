@@ -1,5 +1,8 @@
 """Users' own data: ``.h5ad`` files, 10x matrix folders and CSV tables.
 
+Labels are optional: a 10x folder without ``--labels``, a CSV matrix of numbers only, an ``.h5ad`` without
+an annotation column, or any of them with ``--label-key none``, is read without labels.
+
 Orientation and cell order are checked, not assumed: with a labels file, its cell ids are matched against
 the matrix's row index and its column header, the matching axis is the cells, and the labels are put in
 the matrix's cell order. The study's own export (a genes x cells CSV with gene names in the first column,
@@ -14,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from vaebench.data.anndata_io import dataset_from_anndata, resolve_label_key
-from vaebench.data.dataset import Dataset
+from vaebench.data.dataset import NO_LABELS, Dataset
 from vaebench.data.matrix import as_matrix
 from vaebench.errors import VaebenchError
 
@@ -85,8 +88,6 @@ def read_10x(folder: Path, labels_path: Path | None, label_key: str | None) -> D
         raise VaebenchError(
             f"{folder} is not a 10x matrix folder: it needs matrix.mtx, features.tsv (or genes.tsv) and barcodes.tsv."
         )
-    if labels_path is None:
-        raise VaebenchError(f"Give the cell labels of {folder} with --labels (a CSV of cell ids and labels).")
     import scipy.io
 
     try:
@@ -103,8 +104,11 @@ def read_10x(folder: Path, labels_path: Path | None, label_key: str | None) -> D
             f"{folder}: the matrix is {counts.shape[1]} x {counts.shape[0]} but there are {len(gene_names)} genes "
             f"and {len(cell_ids)} barcodes."
         )
-    labels, key = read_labels(labels_path, label_key)
-    obs = pd.DataFrame({key: align_labels(labels, cell_ids, str(folder))})
+    if labels_path is None or label_key == NO_LABELS:
+        key, obs = None, pd.DataFrame(index=range(len(cell_ids)))
+    else:
+        labels, key = read_labels(labels_path, label_key)
+        obs = pd.DataFrame({key: align_labels(labels, cell_ids, str(folder))})
     return Dataset(
         folder.name,
         as_matrix(counts, str(folder)),
@@ -127,7 +131,9 @@ def read_csv_matrix(path: Path, labels_path: Path | None, label_key: str | None)
         ) from None
     table.index = table.index.astype(str)
     table.columns = table.columns.astype(str)
-    if labels_path is not None:
+    label_values: np.ndarray | None = None
+    key: str | None = None
+    if labels_path is not None and label_key != NO_LABELS:
         labels, key = read_labels(labels_path, label_key)
         ids = set(labels.index)
         rows_match, cols_match = sum(i in ids for i in table.index), sum(c in ids for c in table.columns)
@@ -136,11 +142,16 @@ def read_csv_matrix(path: Path, labels_path: Path | None, label_key: str | None)
         elif rows_match == 0:
             raise VaebenchError(f"None of the cell ids in {labels_path} appear as rows or columns of {path}.")
         label_values = align_labels(labels, table.index.to_numpy(), str(path))
-    else:
-        if label_key is None:
+    elif label_key is None or label_key == NO_LABELS:
+        text = [str(c) for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+        if label_key == NO_LABELS:  # annotations the user chose not to score against: not expression
+            table = table.drop(columns=text)
+        elif text:  # a column of names among the numbers: the labels, most likely
             raise VaebenchError(
-                f"Name the label column of {path} with --label-key, or give a labels CSV with --labels."
+                f"Name the label column of {path} with --label-key (its text columns: {', '.join(text[:5])}), "
+                f"or give a labels CSV with --labels, or pass --label-key {NO_LABELS} to score without labels."
             )
+    else:
         if label_key not in table.columns:
             raise VaebenchError(
                 f"Label column {label_key!r} is not in {path}; its columns are: "
@@ -154,7 +165,7 @@ def read_csv_matrix(path: Path, labels_path: Path | None, label_key: str | None)
         raise VaebenchError(
             f"{path} is not a numeric matrix: it holds text where expression values should be."
         )
-    obs = pd.DataFrame({key: label_values})
+    obs = pd.DataFrame(index=range(table.shape[0])) if key is None else pd.DataFrame({key: label_values})
     return Dataset(
         path.name.split(".")[0],
         numeric.to_numpy(dtype=np.float32),

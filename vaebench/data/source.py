@@ -254,7 +254,7 @@ def _prepare(source: DataSource, raw: Dataset, mode: str, key: str, read_seconds
     adata = to_anndata(prepared)
     adata.uns.update(
         vaebench_name=prepared.name,
-        vaebench_label_key=prepared.label_key,
+        vaebench_label_key=prepared.label_key or "",  # "": data without labels
         vaebench_description=prepared.description,
         vaebench_preprocessing=prepared.preprocessing,
     )

@@ -19,7 +19,7 @@ from vaebench.evaluate.metrics import STRUCTURE, get_metric
 def beyond_study_scores(
     metric_names: Sequence[str],
     latent: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     inputs: np.ndarray | sp.spmatrix | None,
     seed: int,
     seconds: dict[str, float],

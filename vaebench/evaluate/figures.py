@@ -86,13 +86,22 @@ def _legend_right(ax: Axes, title: str) -> None:
     )
 
 
-def tsne_figure(coords2d: np.ndarray, labels: np.ndarray, title: str) -> Figure:
-    """The 2-d t-SNE coloured by cell type, with a legend of names and cell counts."""
+UNLABELLED_COLOR = "#4c72b0"
+"""The one colour of a map of cells without labels."""
+
+
+def tsne_figure(coords2d: np.ndarray, labels: np.ndarray | None, title: str) -> Figure:
+    """The 2-d t-SNE coloured by cell type, with a legend of names and cell counts; one colour and no
+    legend for cells without labels."""
     fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
-    _scatter_by_label(ax, np.asarray(coords2d), labels, label_palette(labels))
+    coords2d = np.asarray(coords2d)
+    if labels is None:
+        ax.scatter(coords2d[:, 0], coords2d[:, 1], s=POINT_SIZE, color=UNLABELLED_COLOR, linewidths=0)
+    else:
+        _scatter_by_label(ax, coords2d, labels, label_palette(labels))
+        _legend_right(ax, "cell type")
     label_map_axes(ax)
     ax.set_title(title)
-    _legend_right(ax, "cell type")
     return fig
 
 
@@ -121,16 +130,22 @@ def kmeans_comparison_figure(
     return fig
 
 
-def tsne3d_figure(coords3d: np.ndarray, labels: np.ndarray, title: str) -> Figure:
-    """The 3-d t-SNE coloured by cell type, the legend of names to its right.
+def tsne3d_figure(coords3d: np.ndarray, labels: np.ndarray | None, title: str) -> Figure:
+    """The 3-d t-SNE coloured by cell type, the legend of names to its right (one colour and no legend
+    for cells without labels).
 
     No layout engine: constrained layout sizes a 3-d axes by the projection of its last draw, so one draw
     and ``savefig`` could place it differently, and it clipped a legend of long names at the figure's edge.
     The legend is measured instead and the axes take the width it leaves."""
     coords3d = np.asarray(coords3d)
-    labels = np.asarray(labels).astype(str)
     fig = plt.figure(figsize=(9, 7))
     ax = fig.add_subplot(projection="3d")
+    if labels is None:
+        ax.scatter(*coords3d.T, s=POINT_SIZE, color=UNLABELLED_COLOR, depthshade=False)
+        label_map_axes(ax)
+        ax.set_title(title)
+        return fig
+    labels = np.asarray(labels).astype(str)
     for name, color in label_palette(labels).items():
         cells = labels == name
         ax.scatter(*coords3d[cells].T, s=POINT_SIZE, color=color, label=name, depthshade=False)

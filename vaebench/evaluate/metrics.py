@@ -73,6 +73,11 @@ class Metric:
     group: str = BIO
 
     @property
+    def needs_labels(self) -> bool:
+        """Whether the metric scores labels (all but the structure metrics, which compare input and latent)."""
+        return self.kind != STRUCTURE
+
+    @property
     def logged_names(self) -> tuple[str, ...]:
         """The names this metric's scores are logged under."""
         if self.kind == "partition":

@@ -9,6 +9,10 @@ A latent of exactly 2 dimensions is its own map: t-SNE is skipped, as the study 
 Beyond the study, by default: scIB's label scores and the structure kept from the input
 (:mod:`vaebench.evaluate.beyond`), each on a seeded sample of at most a few thousand cells.
 
+Without labels (most raw counts are unannotated) only what needs none is scored: the structure kept from
+the input (trustworthiness, kNN preservation); there is no k, so no k-means, and the maps are drawn on a
+plain seeded sample. Label scores are then absent, never zero (:func:`no_labels_message` says so).
+
 At scale (:mod:`vaebench.evaluate.subsample`): above ``tsne_cells`` cells the map and the k-means on it
 use a stratified seeded sample of that size, the 3-d map at most ``TSNE3D_CELLS`` cells, the silhouette a
 sample; up to it every step sees every cell, as the study's protocol does.
@@ -31,6 +35,7 @@ from vaebench.evaluate.subsample import (
     DEFAULT_TSNE_CELLS,
     SILHOUETTE_CELLS,
     TSNE3D_CELLS,
+    sample_cells,
     stratified_sample,
     take,
 )
@@ -45,6 +50,31 @@ BEYOND_STUDY_METRICS = (
     "knn_preservation",
 )
 DEFAULT_METRICS = STUDY_METRICS + BEYOND_STUDY_METRICS
+SPOKEN_NAMES = {
+    "nmi": "NMI",
+    "ari": "ARI",
+    "hom": "homogeneity",
+    "com": "completeness",
+    "leiden": "Leiden",
+    "asw_label": "label ASW",
+    "clisi": "cLISI",
+    "isolated_label": "isolated label",
+    "knn_preservation": "kNN preservation",
+}
+
+
+def label_free(metric_names: Sequence[str]) -> tuple[str, ...]:
+    """The metrics among ``metric_names`` that need no labels (the structure metrics)."""
+    return tuple(name for name in metric_names if not get_metric(name).needs_labels)
+
+
+def no_labels_message(metric_names: Sequence[str] = DEFAULT_METRICS) -> str:
+    """The one line a run or suite on data without labels says about what it scores."""
+    skipped = [SPOKEN_NAMES.get(n, n) for n in metric_names if get_metric(n).needs_labels]
+    kept = [SPOKEN_NAMES.get(n, n) for n in label_free(metric_names)] + ["active units"]
+    scored = ", ".join(kept[:-1]) + " and " + kept[-1] if len(kept) > 1 else kept[0]
+    head = f"No labels: label scores ({', '.join(skipped)}) are skipped" if skipped else "No labels"
+    return f"{head}; scoring {scored}."
 
 
 @dataclass(frozen=True)
@@ -66,14 +96,15 @@ class Evaluation:
     """Scores of one embedding and what the figures need.
 
     ``map_cells`` are the cells the 2-d map (and the k-means on it) was drawn on, ``tsne3d_cells`` those
-    of the 3-d map; None means every cell.
+    of the 3-d map; None means every cell. Without labels there is no k-means (``kmeans_labels`` and
+    ``kmeans_centroids`` are None) and ``metrics`` holds no label score.
     """
 
     metrics: dict[str, float]
     tsne2d: np.ndarray
     tsne3d: np.ndarray | None
-    kmeans_labels: np.ndarray
-    kmeans_centroids: np.ndarray
+    kmeans_labels: np.ndarray | None
+    kmeans_centroids: np.ndarray | None
     seconds: dict[str, float] = field(default_factory=dict)
     map_cells: np.ndarray | None = None
     tsne3d_cells: np.ndarray | None = None
@@ -81,7 +112,7 @@ class Evaluation:
     @property
     def sizes(self) -> dict[str, int]:
         """How many cells the map and the 3-d map were drawn on, for logging."""
-        n = len(self.kmeans_labels)
+        n = len(self.tsne2d)
         sizes = {"eval.map_cells": n}
         if self.tsne3d is not None:
             sizes["eval.tsne3d_cells"] = len(self.tsne3d)
@@ -126,20 +157,23 @@ def kmeans_scores(
     return score_partition(labels, result.labels, metric_names), result
 
 
-def check_embedding(latent: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The embedding as a finite 2-d float array and the labels as strings, or one clear error."""
+def check_embedding(latent: np.ndarray, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The embedding as a finite 2-d float array and the labels as strings (None: no labels), or one clear
+    error."""
     latent = np.asarray(latent, dtype=np.float64)
-    labels = np.asarray(labels).astype(str)
     if latent.ndim != 2:
         raise VaebenchError(f"An embedding must be cells x dimensions, got an array of shape {latent.shape}.")
     if latent.shape[0] < 2:
         raise VaebenchError(f"The embedding has {latent.shape[0]} cell(s); at least two are needed.")
+    if not np.isfinite(latent).all():
+        raise VaebenchError("The embedding has NaN or infinite values.")
+    if labels is None:
+        return latent, None
+    labels = np.asarray(labels).astype(str)
     if latent.shape[0] != labels.shape[0]:
         raise VaebenchError(
             f"The embedding has {latent.shape[0]} cells but there are {labels.shape[0]} labels."
         )
-    if not np.isfinite(latent).all():
-        raise VaebenchError("The embedding has NaN or infinite values.")
     n_classes = len(np.unique(labels))
     if n_classes < 2:
         raise VaebenchError("The labels have a single class; scoring needs at least two.")
@@ -152,16 +186,19 @@ def check_embedding(latent: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
 
 def evaluate_embedding(
     latent: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     settings: ProtocolSettings | None = None,
     inputs: np.ndarray | None = None,
 ) -> Evaluation:
     """Score ``latent`` against ``labels`` with the study's protocol (see the module docstring); the
-    structure metrics compare it with ``inputs``, the cells x genes matrix it encodes, when given."""
+    structure metrics compare it with ``inputs``, the cells x genes matrix it encodes, when given.
+    Without labels (None) only the metrics that need none are scored."""
     settings = settings or ProtocolSettings()
     for name in settings.metrics:
         get_metric(name)
     latent, labels = check_embedding(latent, labels)
+    if labels is None:
+        return _evaluate_unlabelled(latent, settings, inputs)
     seconds: dict[str, float] = {}
 
     def timed(key: str, fn, *args, **kwargs):
@@ -170,25 +207,8 @@ def evaluate_embedding(
         seconds[key] = time.perf_counter() - start
         return value
 
-    map_cells = stratified_sample(labels, settings.tsne_cells, settings.seed)
-    map_latent, map_labels = take(latent, map_cells), take(labels, map_cells)
-    tsne3d_cells = None
-    if latent.shape[1] == 2:
-        map2d, map3d = map_latent, None
-    else:
-        map2d = timed("tsne2d", tsne, map_latent, 2, settings.perplexity, settings.seed, settings.n_jobs)
-        map3d = None
-        if settings.tsne_3d:
-            tsne3d_cells = stratified_sample(labels, TSNE3D_CELLS, settings.seed)
-            map3d = timed(
-                "tsne3d",
-                tsne,
-                take(latent, tsne3d_cells),
-                3,
-                settings.perplexity,
-                settings.seed,
-                settings.n_jobs,
-            )
+    map2d, map3d, map_cells, tsne3d_cells = _maps(latent, labels, settings, seconds)
+    map_labels = take(labels, map_cells)
     tsne_scores, on_map = timed(
         "kmeans_tsne", kmeans_scores, map2d, map_labels, settings.n_init, settings.seed, settings.metrics
     )
@@ -208,3 +228,32 @@ def evaluate_embedding(
     return Evaluation(
         metrics, map2d, map3d, on_map.labels, on_map.centroids, seconds, map_cells, tsne3d_cells
     )
+
+
+def _maps(
+    latent: np.ndarray, labels: np.ndarray | None, settings: ProtocolSettings, seconds: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The 2-d map, the 3-d map (or None) and the cells each was drawn on (None: all)."""
+    map_cells = sample_cells(labels, latent.shape[0], settings.tsne_cells, settings.seed)
+    if latent.shape[1] == 2:
+        return take(latent, map_cells), None, map_cells, None
+    start = time.perf_counter()
+    map2d = tsne(take(latent, map_cells), 2, settings.perplexity, settings.seed, settings.n_jobs)
+    seconds["tsne2d"] = time.perf_counter() - start
+    if not settings.tsne_3d:
+        return map2d, None, map_cells, None
+    start = time.perf_counter()
+    tsne3d_cells = sample_cells(labels, latent.shape[0], TSNE3D_CELLS, settings.seed)
+    map3d = tsne(take(latent, tsne3d_cells), 3, settings.perplexity, settings.seed, settings.n_jobs)
+    seconds["tsne3d"] = time.perf_counter() - start
+    return map2d, map3d, map_cells, tsne3d_cells
+
+
+def _evaluate_unlabelled(
+    latent: np.ndarray, settings: ProtocolSettings, inputs: np.ndarray | None
+) -> Evaluation:
+    """The protocol without labels: the maps on a plain seeded sample, the structure scores, no k-means."""
+    seconds: dict[str, float] = {}
+    map2d, map3d, map_cells, tsne3d_cells = _maps(latent, None, settings, seconds)
+    metrics = beyond_study_scores(label_free(settings.metrics), latent, None, inputs, settings.seed, seconds)
+    return Evaluation(metrics, map2d, map3d, None, None, seconds, map_cells, tsne3d_cells)

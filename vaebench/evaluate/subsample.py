@@ -54,9 +54,17 @@ def stratified_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray | 
     return np.sort(np.concatenate(chosen))
 
 
-def take(values: np.ndarray, cells: np.ndarray | None) -> np.ndarray:
-    """``values`` at ``cells`` (all of them when ``cells`` is None)."""
-    return values if cells is None else values[cells]
+def sample_cells(labels: np.ndarray | None, n_cells: int, size: int, seed: int) -> np.ndarray | None:
+    """:func:`stratified_sample` of labelled cells; without labels a plain seeded sample of ``size`` of the
+    ``n_cells`` cells (:func:`uniform_sample`). None when ``size`` covers every cell."""
+    if labels is not None:
+        return stratified_sample(labels, size, seed)
+    return None if size >= n_cells else uniform_sample(n_cells, size, seed)
+
+
+def take(values: np.ndarray | None, cells: np.ndarray | None) -> np.ndarray | None:
+    """``values`` at ``cells`` (all of them when ``cells`` is None); no values (no labels) stay None."""
+    return values if cells is None or values is None else values[cells]
 
 
 def sampled_rows(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
