@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from vaebench.config import RunConfig, parse_hidden
@@ -96,3 +98,15 @@ def test_todays_suites_keep_their_hashes() -> None:
     assert {point: hashes[point] for point in MAIN_DEFAULT_SUITE_HASHES} == MAIN_DEFAULT_SUITE_HASHES
     assert load_suite("smoke").grid()[0].config_hash("abc") == "0f1aaee4c128"
     assert load_suite("counts").grid()[0].config_hash("abc") == "eee379a043fa"
+
+
+def test_a_model_whose_defaults_changed_is_not_confused_with_its_old_runs() -> None:
+    """nb_vae's defaults became scVI's layers and beta 1 (issue 17): its counts-suite points say so in their
+    params and hash apart from main's e4f1c7e runs, which trained the study's network, so none is reused."""
+    from vaebench.suite import load_suite
+
+    point = next(c for c in load_suite("counts").grid() if c.model == "nb_vae" and c.seed == 0)
+    assert (point.params()["variant"], point.params()["beta"]) == ("scvi", 1.0)
+    assert point.config_hash("x") != "49ab05f9268d"  # main's hash of this point, e4f1c7e
+    study_network = replace(point, variant="text").validate()
+    assert study_network.config_hash("x") == "49ab05f9268d"  # asked for, the old network is the old run

@@ -102,6 +102,12 @@ def model_options(config: RunConfig) -> ModelOptions:
     )
 
 
+def model_inputs(config: RunConfig, dataset: Dataset) -> Any:
+    """What the model reads: the prepared matrix, or for a count model (nb_vae, scvi) the raw counts of the
+    same cells and genes."""
+    return require_counts(dataset, config.model) if get_model(config.model).needs_counts else dataset.X
+
+
 def fit(
     config: RunConfig, dataset: Dataset, on_epoch: EpochHook | None = None
 ) -> tuple[Any, np.ndarray, TrainResult]:
@@ -122,8 +128,7 @@ def fit(
             cpu=cpu_name(),
         )
         return model, model.encode(dataset.X), result
-    # A count model (nb_vae, scvi) trains on, and encodes, the raw counts of the same cells and genes.
-    inputs = require_counts(dataset, config.model) if spec.needs_counts else dataset.X
+    inputs = model_inputs(config, dataset)
     device = resolve_device(config.device)
     training = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed}
     if spec.trainer is not None:  # trained by its own library
@@ -186,15 +191,14 @@ def latent_scores(config: RunConfig, dataset: Dataset, model: Any, latent: np.nd
     (:mod:`vaebench.evaluate.collapse`). A torch model's posterior is read by
     :func:`vaebench.train.posterior_moments`; a fitted object (an adapter to another library) may offer
     ``posterior_moments(X) -> (means, variances)``; without either, the codes stand for the means."""
-    spec = get_model(config.model)
-    if spec.is_torch:
-        inputs = require_counts(dataset, config.model) if spec.needs_counts else dataset.X
+    inputs = model_inputs(config, dataset)
+    if get_model(config.model).is_torch:
         parameter = next(model.parameters(), None)
         device = parameter.device if parameter is not None else torch.device("cpu")
         moments = posterior_moments(model, as_tensor(inputs, device))
     else:
         moments_of = getattr(model, "posterior_moments", None)
-        moments = moments_of(dataset.X) if callable(moments_of) else None
+        moments = moments_of(inputs) if callable(moments_of) else None
     return collapse_scores(latent) if moments is None else collapse_scores(*moments)
 
 
