@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from vaebench.errors import VaebenchError
 from vaebench.executor.stopping import StopRequested, stop_on_signals
@@ -131,7 +132,8 @@ def user_errors() -> Iterator[None]:
         with stop_on_signals():
             yield
     except VaebenchError as error:
-        err.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
+        # The sentence is text, not markup: "[scvi]" in a pip command or a column named "[x]" stays.
+        err.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     except StopRequested as stop:
         err.print(
