@@ -21,6 +21,7 @@ import torch
 from vaebench.data.synthetic import make_synthetic_counts
 from vaebench.hardware import cpu_name, set_threads
 from vaebench.models import ModelOptions, get_model
+from vaebench.models.architecture import optimizer_for
 from vaebench.train import as_tensor, seed_everything, train
 
 
@@ -29,7 +30,8 @@ def nb_vae_epoch_seconds(counts, epochs: int, seed: int) -> float:
     options = ModelOptions(beta=spec.default_beta, variant=spec.default_variant)
     seed_everything(seed)
     model = spec.build(counts.shape[1], options)
-    result = train(model, as_tensor(counts, torch.device("cpu")), epochs=epochs, batch_size=256, lr=1e-3, seed=seed)
+    X = as_tensor(counts, torch.device("cpu"))
+    result = train(model, X, epochs=epochs, batch_size=256, lr=1e-3, seed=seed, **optimizer_for(options.variant))
     return result.seconds_per_epoch
 
 

@@ -31,7 +31,7 @@ from vaebench.evaluate.beyond import beyond_study_scores
 from vaebench.evaluate.protocol import kmeans_scores
 from vaebench.hardware import cpu_name, set_threads
 from vaebench.models import get_model
-from vaebench.models.architecture import Architecture, architecture_for
+from vaebench.models.architecture import Architecture, architecture_for, optimizer_for
 from vaebench.models.nb_vae import NegativeBinomialVAE
 from vaebench.models.registry import ModelOptions
 from vaebench.models.vae import BetaVAE
@@ -53,9 +53,12 @@ VARIANTS: dict[str, tuple[Architecture, float, dict[str, float]]] = {
     "scvi_like_no_dropout": (replace(SCVI_LIKE, dropout=0.0), 1.0, SCVI_ADAM),
     "scvi_like_torch_adam": (SCVI_LIKE, 1.0, {}),
     "study_widths_bn_dropout": (replace(STUDY, batch_norm=True, dropout=0.1), 1.0, SCVI_ADAM),
+    # --variant scvi at the study's beta: what the study's networks get from it
+    "scvi_variant_beta2": (architecture_for("beta_vae", "scvi"), 2.0, optimizer_for("scvi")),
 }
 REGISTRY = "registry"
-"""The variant that is what ``--model nb_vae`` trains with its registry defaults (beta, variant, Adam)."""
+"""What ``--model nb_vae`` (or ``beta_vae``) trains with its registry defaults: beta, variant and the
+variant's Adam settings."""
 SCORES = ("leiden.ari", "leiden.nmi", "latent_kmeans.ari", "latent.asw_label", "structure.trustworthiness")
 
 
@@ -74,7 +77,8 @@ def run_variant(name: str, inputs, n_genes: int, seed: int, epochs: int, network
     seed_everything(seed)
     if name == REGISTRY:
         spec = get_model(network)
-        model, adam = spec.build(n_genes, ModelOptions(beta=spec.default_beta, variant=spec.default_variant)), {}
+        options = ModelOptions(beta=spec.default_beta, variant=spec.default_variant)
+        model, adam = spec.build(n_genes, options), optimizer_for(options.variant)
     else:
         arch, beta, adam = VARIANTS[name]
         model = NETWORKS[network](n_genes, 6, arch, beta)

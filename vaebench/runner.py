@@ -40,6 +40,7 @@ from vaebench.evaluate.subsample import take
 from vaebench.external import ExternalEmbedding
 from vaebench.hardware import cpu_name, resolve_device, set_threads
 from vaebench.models import ModelOptions, get_model
+from vaebench.models.architecture import optimizer_for
 from vaebench.train import (
     EpochCallback,
     TrainResult,
@@ -139,7 +140,7 @@ def fit(
     model = spec.build(dataset.n_genes, model_options(config))
     X = as_tensor(inputs, device)
     probe: LatentProbe = partial(encode_keeping_mode, model, X)
-    result = train(model, X, on_epoch=_with_probe(on_epoch, probe), **training)
+    result = train(model, X, on_epoch=_with_probe(on_epoch, probe), **training, **optimizer_for(config.variant))
     return model, encode(model, X), result
 
 
