@@ -107,6 +107,12 @@ def test_without_the_extra_the_user_is_told_how_to_install_it(
     result = invoke("run", "--model", "scvi", *COUNTS, *FAST, cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "install it with: pip install 'vaebench[scvi]'" in result.stderr
+    # A suite that names it is refused before anything runs, in the same sentence.
+    suite = tmp_path / "ref.toml"
+    suite.write_text('name = "ref"\ndataset = "synthetic_counts"\nmodels = ["nb_vae", "scvi"]\nseeds = [0]\n')
+    result = invoke("run", "--suite", str(suite), cwd=tmp_path)
+    assert result.returncode != 0 and "pip install 'vaebench[scvi]'" in result.stderr
+    assert not experiment_runs(tracking_uri)
     # the listing still shows the model, so a user learns it exists
     assert "scvi" in invoke("list", cwd=tmp_path).stdout
 

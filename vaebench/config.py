@@ -69,6 +69,7 @@ class RunConfig:
     def validate(self) -> RunConfig:
         """Check every setting that can be checked before data are loaded; return self."""
         spec = get_model(self.model)
+        spec.check_installed()
         if self.beta is None or self.variant is None:
             return self.with_model_defaults().validate()
         checks: list[tuple[bool, str]] = [

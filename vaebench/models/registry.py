@@ -10,12 +10,14 @@ distributions, so the models themselves know nothing of Optuna.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
+from vaebench.errors import VaebenchError
 from vaebench.models.ae import Autoencoder
 from vaebench.models.architecture import architecture_for
 from vaebench.models.controls import RandomEmbedding, pca_true_features
@@ -68,6 +70,24 @@ class ModelSpec:
     """beta where the user gives none: the study's 2 for its networks."""
     default_variant: str = "text"
     """The architecture where the user gives no ``--variant``: the study's text for its networks."""
+    requires: tuple[str, str] | None = None
+    """(package, the command that installs it) for a model behind an optional extra."""
+
+    def check_installed(self) -> None:
+        """One sentence naming the install command when the package this model needs is missing (found
+        without importing it: scvi-tools takes seconds to import)."""
+        if self.requires is None:
+            return
+        package, command = self.requires
+        try:
+            found = importlib.util.find_spec(package) is not None
+        except ValueError:  # in sys.modules as None: Python's mark of a package that cannot be imported
+            found = False
+        if not found:
+            raise VaebenchError(
+                f"The model {self.name!r} needs the Python package {package}, which is not installed; install "
+                f"it with: {command}"
+            )
 
     @property
     def is_torch(self) -> bool:
@@ -183,6 +203,7 @@ register(
         has_beta=True,
         build=None,
         trainer=_scvi,
+        requires=("scvi", "pip install 'vaebench[scvi]'"),
         default_beta=1.0,
         search_space={
             "lr": ("log_float", 1e-4, 1e-2),

@@ -41,21 +41,16 @@ if TYPE_CHECKING:
     from vaebench.models.registry import ModelOptions
     from vaebench.train import EpochCallback, TrainResult
 
-SCVI_EXTRA = "pip install 'vaebench[scvi]'"
-"""The command that installs the extra this model needs."""
-TESTED_SCVI = ">=1.4.2,<1.5"
-"""The scvi-tools releases vaebench is tested with (pyproject.toml's ``scvi`` extra)."""
 _NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "scvi")
 
 
 def import_scvi() -> Any:
     """The ``scvi`` package, or one sentence saying how to install it."""
-    try:
-        import scvi
-    except ImportError:
-        raise VaebenchError(
-            f"The model 'scvi' needs scvi-tools, which is not installed; install it with: {SCVI_EXTRA}"
-        ) from None
+    from vaebench.models.registry import MODELS
+
+    MODELS["scvi"].check_installed()
+    import scvi
+
     return scvi
 
 
