@@ -161,7 +161,7 @@ def test_an_h5ad_brings_its_counts_layer_and_prepared_values_alone_have_none(tmp
     )
     with pytest.raises(VaebenchError, match="does not have; run it on a dataset with counts") as error:
         load_for(plain)
-    assert "pbmc3k, synthetic_counts" in str(error.value)
+    assert "pbmc3k, pbmc68k_counts, synthetic_counts" in str(error.value)
 
 
 @pytest.mark.parametrize("dataset", ["pbmc68k", "digits"])
@@ -169,7 +169,7 @@ def test_a_count_model_on_data_without_counts_names_the_datasets_that_have_them(
     with pytest.raises(VaebenchError) as error:
         RunConfig(model="nb_vae", dataset=dataset).validate()
     assert str(error.value).startswith(f"nb_vae models raw counts, which {dataset} does not have")
-    assert "pbmc3k, synthetic_counts" in str(error.value)
+    assert "pbmc3k, pbmc68k_counts, synthetic_counts" in str(error.value)
 
 
 def test_the_runner_feeds_nb_vae_the_counts_and_other_models_the_prepared_matrix() -> None:
