@@ -41,9 +41,9 @@ def test_synthetic_is_deterministic_per_seed() -> None:
 
 
 def test_unknown_dataset_lists_the_known_ones() -> None:
-    with pytest.raises(VaebenchError, match="known datasets are: digits, pbmc3k, pbmc68k, synthetic"):
+    with pytest.raises(VaebenchError, match="known datasets are: digits, pbmc3k, pbmc68k, pbmc68k_counts, synthetic"):
         load_dataset("pbmc4k")
-    assert set(DATASETS) == {"digits", "pbmc3k", "pbmc68k", "synthetic", "synthetic_counts"}
+    assert set(DATASETS) == {"digits", "pbmc3k", "pbmc68k", "pbmc68k_counts", "synthetic", "synthetic_counts"}
 
 
 def test_digits_ship_offline_scaled_with_ten_labelled_classes() -> None:
