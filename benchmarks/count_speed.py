@@ -31,7 +31,9 @@ def nb_vae_epoch_seconds(counts, epochs: int, seed: int) -> float:
     seed_everything(seed)
     model = spec.build(counts.shape[1], options)
     X = as_tensor(counts, torch.device("cpu"))
-    result = train(model, X, epochs=epochs, batch_size=256, lr=1e-3, seed=seed, **optimizer_for(options.variant))
+    result = train(
+        model, X, epochs=epochs, batch_size=256, lr=1e-3, seed=seed, **optimizer_for(options.variant)
+    )
     return result.seconds_per_epoch
 
 
@@ -56,7 +58,10 @@ def main() -> None:
     for repeat in range(args.repeats):
         timings["nb_vae"].append(nb_vae_epoch_seconds(counts, args.epochs, repeat))
         timings["scvi"].append(scvi_epoch_seconds(counts, args.epochs, repeat))
-        print(f"repeat {repeat}: " + ", ".join(f"{k} {v[-1]:.3f} s/epoch" for k, v in timings.items()), flush=True)
+        print(
+            f"repeat {repeat}: " + ", ".join(f"{k} {v[-1]:.3f} s/epoch" for k, v in timings.items()),
+            flush=True,
+        )
     medians = {name: statistics.median(values) for name, values in timings.items()}
     print(
         json.dumps(

@@ -73,7 +73,9 @@ def scores(latent: np.ndarray, labels: np.ndarray, inputs, seed: int) -> dict[st
 NETWORKS = {"nb_vae": NegativeBinomialVAE, "beta_vae": BetaVAE}
 
 
-def run_variant(name: str, inputs, n_genes: int, seed: int, epochs: int, network: str) -> tuple[np.ndarray, float]:
+def run_variant(
+    name: str, inputs, n_genes: int, seed: int, epochs: int, network: str
+) -> tuple[np.ndarray, float]:
     seed_everything(seed)
     if name == REGISTRY:
         spec = get_model(network)
@@ -111,7 +113,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument(
-        "--variants", default=",".join(VARIANTS), help=f"names from VARIANTS, or {REGISTRY}: the registry's defaults"
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"names from VARIANTS, or {REGISTRY}: the registry's defaults",
     )
     parser.add_argument("--no-scvi", action="store_true")
     parser.add_argument(
@@ -130,11 +134,15 @@ def main() -> None:
         source = DataSource(path=args.data, label_key=args.label_key, preprocess="standard")
     else:
         sized = args.data == "synthetic_counts"
-        source = DataSource(dataset=args.data, cells=args.cells if sized else None, genes=2000 if sized else None)
+        source = DataSource(
+            dataset=args.data, cells=args.cells if sized else None, genes=2000 if sized else None
+        )
     dataset = source.load()
     inputs = require_counts(dataset, "nb_vae") if args.network == "nb_vae" else dataset.X
     labels = dataset.labels
-    print(f"{args.network} on {dataset.name}: {dataset.n_cells} cells x {dataset.n_genes} genes; {cpu_name()}, {threads} threads")
+    print(
+        f"{args.network} on {dataset.name}: {dataset.n_cells} cells x {dataset.n_genes} genes; {cpu_name()}, {threads} threads"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     names = [v for v in args.variants.split(",") if v]
@@ -146,7 +154,9 @@ def main() -> None:
             elif name == "pca":
                 latent, per_epoch = run_pca(dataset.X, seed)
             else:
-                latent, per_epoch = run_variant(name, inputs, dataset.n_genes, seed, args.epochs, args.network)
+                latent, per_epoch = run_variant(
+                    name, inputs, dataset.n_genes, seed, args.epochs, args.network
+                )
             row = {"entry": name, "seed": seed, "seconds_per_epoch": per_epoch}
             row.update(scores(latent, labels, dataset.X, seed))
             rows.append(row)
@@ -161,8 +171,10 @@ def main() -> None:
     summary = frame.groupby("entry", sort=False).agg(["mean", "std"])
     columns = [*SCORES, "active_units", "seconds_per_epoch"]
     table = pd.DataFrame(
-        {c: [f"{m:.3f} ± {s:.3f}" for m, s in zip(summary[c]["mean"], summary[c]["std"], strict=True)]
-         for c in columns},
+        {
+            c: [f"{m:.3f} ± {s:.3f}" for m, s in zip(summary[c]["mean"], summary[c]["std"], strict=True)]
+            for c in columns
+        },
         index=summary.index,
     )
     if "scvi" in frame["entry"].values:

@@ -52,8 +52,12 @@ def test_the_adapter_gives_the_latent_scvi_tools_gives_on_its_own() -> None:
     # The loss parts are scvi-tools' own curves: reconstruction + 0.5 KL is the loss it minimised.
     assert training.epochs == 2 and set(training.parts) == {"reconstruction", "beta_kl"}
     history = reference.history
-    np.testing.assert_allclose(training.parts["reconstruction"], history["reconstruction_loss_train"].to_numpy(float).ravel())
-    np.testing.assert_allclose(training.parts["beta_kl"], 0.5 * history["kl_local_train"].to_numpy(float).ravel())
+    np.testing.assert_allclose(
+        training.parts["reconstruction"], history["reconstruction_loss_train"].to_numpy(float).ravel()
+    )
+    np.testing.assert_allclose(
+        training.parts["beta_kl"], 0.5 * history["kl_local_train"].to_numpy(float).ravel()
+    )
     np.testing.assert_allclose(training.losses, history["train_loss"].to_numpy(float).ravel(), rtol=1e-4)
     mean, var = model.posterior_moments(counts)
     np.testing.assert_array_equal(mean, ours)
@@ -133,7 +137,9 @@ def test_scvi_in_a_suite_beside_nb_vae_and_in_a_study(tracking_uri: str, tmp_pat
     # Each model's own default beta: scvi's KL weight 1, as scvi-tools has it.
     assert by_model["scvi"].data.params["beta"] == "1.0"
     # A study on real counts: tuned on pbmc68k's louvain clusters, reported on its bulk labels.
-    fixed = [arg for pair in ("epochs=2", "n_init=3", "perplexity=20", "tsne_3d=false") for arg in ("--set", pair)]
+    fixed = [
+        arg for pair in ("epochs=2", "n_init=3", "perplexity=20", "tsne_3d=false") for arg in ("--set", pair)
+    ]
     result = invoke(
         "tune", "--model", "scvi", "--dataset", "pbmc68k_counts", "--trials", "2", "--evaluate-seeds", "0",
         "--pruning-interval", "0", "--storage", f"sqlite:///{tmp_path / 'optuna.db'}", *fixed, cwd=tmp_path,

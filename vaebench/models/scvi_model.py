@@ -92,14 +92,14 @@ def as_anndata(counts: np.ndarray | sp.spmatrix) -> Any:
     """Raw counts as the AnnData SCVI trains on (sparse counts stay sparse)."""
     import anndata
 
-    matrix = sp.csr_matrix(counts, dtype=np.float32) if sp.issparse(counts) else np.asarray(counts, np.float32)
+    matrix = (
+        sp.csr_matrix(counts, dtype=np.float32) if sp.issparse(counts) else np.asarray(counts, np.float32)
+    )
     return anndata.AnnData(matrix)
 
 
 class SCVIModel:
     """SCVI behind the fit/encode interface the runner uses for every model; ``fit`` takes raw counts."""
-
-    has_posterior = True
 
     def __init__(self, options: ModelOptions) -> None:
         self.latent_dim = options.latent_dim
@@ -147,9 +147,12 @@ class SCVIModel:
             )
             seconds, cpu_seconds = time.perf_counter() - wall0, time.process_time() - cpu0
         result = TrainResult(
-            threads=torch.get_num_threads(), device=str(device), cpu=cpu_name(), seconds=seconds
+            seconds=seconds,
+            cpu_seconds=cpu_seconds,
+            threads=torch.get_num_threads(),
+            device=str(device),
+            cpu=cpu_name(),
         )
-        result.cpu_seconds = cpu_seconds
         reconstruction, kl_local, kl_global = (
             history_curve(self.module_object.history, key)
             for key in ("reconstruction_loss_train", "kl_local_train", "kl_global_train")
