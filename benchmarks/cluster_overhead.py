@@ -30,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.services import cluster_services
-from vaebench.cli import parse_list
-from vaebench.suite import load_suite
+from vaebench.cli.app import parse_list
+from vaebench.sets.suite import load_suite
 
 
 def cpu_model() -> str:

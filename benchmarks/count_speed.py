@@ -19,10 +19,10 @@ import statistics
 import torch
 
 from vaebench.data.synthetic import make_synthetic_counts
-from vaebench.hardware import cpu_name, set_threads
 from vaebench.models import ModelOptions, get_model
 from vaebench.models.architecture import optimizer_for
-from vaebench.train import as_tensor, seed_everything, train
+from vaebench.training.hardware import cpu_name, set_threads
+from vaebench.training.loop import as_tensor, seed_everything, train
 
 
 def nb_vae_epoch_seconds(counts, epochs: int, seed: int) -> float:

@@ -29,13 +29,13 @@ from vaebench.data.registry import require_counts
 from vaebench.data.source import DataSource
 from vaebench.evaluate.beyond import beyond_study_scores
 from vaebench.evaluate.protocol import kmeans_scores
-from vaebench.hardware import cpu_name, set_threads
 from vaebench.models import get_model
 from vaebench.models.architecture import Architecture, architecture_for, optimizer_for
 from vaebench.models.nb_vae import NegativeBinomialVAE
 from vaebench.models.registry import ModelOptions
 from vaebench.models.vae import BetaVAE
-from vaebench.train import as_tensor, encode, seed_everything, train
+from vaebench.training.hardware import cpu_name, set_threads
+from vaebench.training.loop import as_tensor, encode, seed_everything, train
 
 STUDY = architecture_for("nb_vae", "text")
 SCVI_LIKE = Architecture(

@@ -47,7 +47,7 @@ STAGES = (
 
 
 def cpu_name() -> str:
-    from vaebench.hardware import cpu_name as name
+    from vaebench.training.hardware import cpu_name as name
 
     return name()
 

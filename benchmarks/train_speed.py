@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from vaebench.data.synthetic import make_synthetic_counts
-from vaebench.hardware import cpu_name, set_threads
 from vaebench.models import ModelOptions, get_model
-from vaebench.train import as_tensor, seed_everything, train
+from vaebench.training.hardware import cpu_name, set_threads
+from vaebench.training.loop import as_tensor, seed_everything, train
 
 N_CELLS, N_GENES = 2638, 13714
 

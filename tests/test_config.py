@@ -89,7 +89,7 @@ MAIN_DEFAULT_SUITE_HASHES = {
 
 
 def test_todays_suites_keep_their_hashes() -> None:
-    from vaebench.suite import dataset_of, load_suite
+    from vaebench.sets.suite import dataset_of, load_suite
 
     grid = load_suite("default").grid()
     data_hash = dataset_of(grid[0]).content_hash()
@@ -103,7 +103,7 @@ def test_todays_suites_keep_their_hashes() -> None:
 def test_a_model_whose_defaults_changed_is_not_confused_with_its_old_runs() -> None:
     """nb_vae's defaults became scVI's layers and beta 1 (issue 17): its counts-suite points say so in their
     params and hash apart from main's e4f1c7e runs, which trained the study's network, so none is reused."""
-    from vaebench.suite import load_suite
+    from vaebench.sets.suite import load_suite
 
     point = next(c for c in load_suite("counts").grid() if c.model == "nb_vae" and c.seed == 0)
     assert (point.params()["variant"], point.params()["beta"]) == ("scvi", 1.0)

@@ -23,7 +23,7 @@ from vaebench.models import ModelOptions, get_model
 from vaebench.models.flow_vae import planar_step
 from vaebench.models.likelihoods import nb_log_likelihood
 from vaebench.runner import fit, load_for
-from vaebench.train import as_tensor, encode, train
+from vaebench.training.loop import as_tensor, encode, train
 
 N_CELLS, N_GENES = 160, 40
 

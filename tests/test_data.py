@@ -41,7 +41,9 @@ def test_synthetic_is_deterministic_per_seed() -> None:
 
 
 def test_unknown_dataset_lists_the_known_ones() -> None:
-    with pytest.raises(VaebenchError, match="known datasets are: digits, pbmc3k, pbmc68k, pbmc68k_counts, synthetic"):
+    with pytest.raises(
+        VaebenchError, match="known datasets are: digits, pbmc3k, pbmc68k, pbmc68k_counts, synthetic"
+    ):
         load_dataset("pbmc4k")
     assert set(DATASETS) == {"digits", "pbmc3k", "pbmc68k", "pbmc68k_counts", "synthetic", "synthetic_counts"}
 

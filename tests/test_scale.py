@@ -23,7 +23,7 @@ from vaebench.errors import VaebenchError
 from vaebench.evaluate import ProtocolSettings, evaluate_embedding
 from vaebench.evaluate.subsample import stratified_sample
 from vaebench.models import ModelOptions, PCAModel, get_model
-from vaebench.train import SparseRows, as_tensor, encode, train
+from vaebench.training.loop import SparseRows, as_tensor, encode, train
 
 
 def write_counts(path: Path, n_cells: int = 240, n_genes: int = 400, seed: int = 0) -> anndata.AnnData:
@@ -209,7 +209,7 @@ def test_cli_raw_counts_note_cache_and_dataset_tracking(tmp_path: Path, tracking
 
 def test_a_suite_draws_the_3d_tsne_once_per_model_and_beta_without_changing_any_hash() -> None:
     from vaebench.models import get_model
-    from vaebench.suite import load_suite
+    from vaebench.sets.suite import load_suite
 
     grid = load_suite("default").grid()
     drawn = [(c.model, c.beta, c.seed) for c in grid if c.tsne_3d]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vaebench.stats import paired_difference, t_interval
+from vaebench.results.stats import paired_difference, t_interval
 
 
 def test_t_interval_matches_scipy_and_ignores_nan() -> None:

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from tests.helpers import artifact_paths, experiment_runs, invoke, run_cli
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.suite import load_suite
+from vaebench.sets.suite import load_suite
 
 TINY = """
 name = "tiny"

@@ -9,7 +9,7 @@ import torch
 from vaebench.errors import VaebenchError
 from vaebench.models import ModelOptions, get_model
 from vaebench.models.base import LatentModel, LossTerms
-from vaebench.train import TrainingDiverged, TrainResult, as_tensor, encode, seed_everything, train
+from vaebench.training.loop import TrainingDiverged, TrainResult, as_tensor, encode, seed_everything, train
 
 
 def clustered(n_cells: int = 120, n_genes: int = 30, seed: int = 0) -> torch.Tensor:

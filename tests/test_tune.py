@@ -20,7 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from vaebench import tune as tuning
+from vaebench.sets import tune as tuning
 from vaebench.data import Dataset
 from vaebench.errors import VaebenchError
 
@@ -344,7 +344,7 @@ def test_optunas_plots_keep_their_style_to_their_own_figures() -> None:
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from vaebench.tune.figures import history_figure, importance_figure, pareto_figure
+    from vaebench.sets.tune.figures import history_figure, importance_figure, pareto_figure
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     single = optuna.create_study(direction="maximize")
@@ -385,7 +385,7 @@ def test_a_study_killed_mid_trial_continues(tracking_uri: str, tmp_path: Path) -
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     sets = [arg for k, v in FAST.items() for arg in ("--set", f"{k}={v}")]
     command = [
-        sys.executable, "-m", "vaebench.tune_cli", "--model", "ae", "--trials", "20", "--data", str(data),
+        sys.executable, "-m", "vaebench.cli.tune", "--model", "ae", "--trials", "20", "--data", str(data),
         "--tune-label-key", "cluster", "--eval-label-key", "celltype", "--storage", storage,
         "--study-name", "toy-study", "--evaluate-seeds", "0", "--pruning-interval", "0",
         "--experiment", EXPERIMENT, *sets,
@@ -445,7 +445,7 @@ def test_cli_refuses_the_same_labels_in_one_sentence(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from vaebench.tune_cli import tune  # a command of its own, importable without vaebench.cli
+    from vaebench.cli.tune import tune  # a command of its own, importable without vaebench.cli
 
     app = typer.Typer()
     app.command()(tune)

@@ -24,6 +24,7 @@ from vaebench import __version__, tracking
 from vaebench.config import RunConfig
 from vaebench.data import Dataset
 from vaebench.data.dataset import NO_LABELS
+from vaebench.data.external import ExternalEmbedding
 from vaebench.data.registry import require_counts
 from vaebench.evaluate import (
     Evaluation,
@@ -37,11 +38,10 @@ from vaebench.evaluate import (
 )
 from vaebench.evaluate.collapse import collapse_scores
 from vaebench.evaluate.subsample import take
-from vaebench.external import ExternalEmbedding
-from vaebench.hardware import cpu_name, resolve_device, set_threads
 from vaebench.models import ModelOptions, get_model
 from vaebench.models.architecture import optimizer_for
-from vaebench.train import (
+from vaebench.training.hardware import cpu_name, resolve_device, set_threads
+from vaebench.training.loop import (
     EpochCallback,
     TrainResult,
     as_tensor,
@@ -131,7 +131,12 @@ def fit(
         return model, model.encode(dataset.X), result
     inputs = model_inputs(config, dataset)
     device = resolve_device(config.device)
-    training = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed}
+    training = {
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "seed": config.seed,
+    }
     if spec.trainer is not None:  # trained by its own library
         model = spec.trainer(model_options(config))
         probe: LatentProbe = partial(model.encode, inputs)
@@ -140,7 +145,9 @@ def fit(
     model = spec.build(dataset.n_genes, model_options(config))
     X = as_tensor(inputs, device)
     probe: LatentProbe = partial(encode_keeping_mode, model, X)
-    result = train(model, X, on_epoch=_with_probe(on_epoch, probe), **training, **optimizer_for(config.variant))
+    result = train(
+        model, X, on_epoch=_with_probe(on_epoch, probe), **training, **optimizer_for(config.variant)
+    )
     return model, encode(model, X), result
 
 
@@ -190,7 +197,7 @@ def fit_and_score(
 def latent_scores(config: RunConfig, dataset: Dataset, model: Any, latent: np.ndarray) -> dict[str, float]:
     """Active units of every model's latent and, for a model with a posterior, the KL of each dimension
     (:mod:`vaebench.evaluate.collapse`). A torch model's posterior is read by
-    :func:`vaebench.train.posterior_moments`; a fitted object (an adapter to another library) may offer
+    :func:`vaebench.training.loop.posterior_moments`; a fitted object (an adapter to another library) may offer
     ``posterior_moments(X) -> (means, variances)``; without either, the codes stand for the means."""
     inputs = model_inputs(config, dataset)
     if get_model(config.model).is_torch:

@@ -70,7 +70,9 @@ def pbmc68k_counts(label_key: str | None) -> Dataset:
     raw = adata.raw.X.toarray() if sp.issparse(adata.raw.X) else np.asarray(adata.raw.X)
     counts = np.rint(np.expm1(raw.astype(np.float64)) * adata.obs["n_counts"].to_numpy()[:, None] / 1e4)
     counts_adata = ad.AnnData(
-        X=sp.csr_matrix(counts.astype(np.float32)), obs=adata.obs.copy(), var=pd.DataFrame(index=adata.raw.var_names)
+        X=sp.csr_matrix(counts.astype(np.float32)),
+        obs=adata.obs.copy(),
+        var=pd.DataFrame(index=adata.raw.var_names),
     )
     return dataset_from_anndata(
         counts_adata,

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from vaebench.heap import freeze_imported_objects
+from vaebench.cli.heap import freeze_imported_objects
 
 STOP_GRACE_SECONDS = 15.0
 """How long a stopping worker may take to end its run before it leaves anyway (and the parent kills it)."""

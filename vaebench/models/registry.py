@@ -4,7 +4,7 @@ This module holds the built-in models; :func:`vaebench.models.get_model` also re
 (``package.module:Class`` or an entry point, :mod:`vaebench.models.user`) into an entry of the same kind.
 
 Each entry declares its Optuna search space here, next to the model, as plain tuples
-``(kind, low, high)`` or ``("categorical", choices)``; :mod:`vaebench.tune` turns them into
+``(kind, low, high)`` or ``("categorical", choices)``; :mod:`vaebench.sets.tune` turns them into
 distributions, so the models themselves know nothing of Optuna.
 """
 
@@ -91,7 +91,7 @@ class ModelSpec:
 
     @property
     def is_torch(self) -> bool:
-        """A torch network trained by vaebench's own loop (:mod:`vaebench.train`)."""
+        """A torch network trained by vaebench's own loop (:mod:`vaebench.training.loop`)."""
         return self.build is not None
 
     @property
@@ -118,6 +118,7 @@ def _scvi(options: ModelOptions) -> Any:
     from vaebench.models.scvi_model import SCVIModel  # scvi-tools itself is imported when it trains
 
     return SCVIModel(options)
+
 
 register = MODELS.register
 

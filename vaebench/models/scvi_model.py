@@ -35,11 +35,11 @@ import scipy.sparse as sp
 import torch
 
 from vaebench.errors import VaebenchError
-from vaebench.hardware import cpu_name
+from vaebench.training.hardware import cpu_name
 
 if TYPE_CHECKING:
     from vaebench.models.registry import ModelOptions
-    from vaebench.train import EpochCallback, TrainResult
+    from vaebench.training.loop import EpochCallback, TrainResult
 
 _NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "scvi")
 
@@ -122,7 +122,7 @@ class SCVIModel:
         """Train SCVI on ``counts`` (cells x genes) with scvi-tools' loop; the loss and its parts per epoch
         come from its history (``reconstruction_loss_train``, ``kl_local_train``): ``beta_kl`` is beta times
         the KL, and the parts sum to the loss SCVI minimises."""
-        from vaebench.train import TrainingDiverged, TrainResult
+        from vaebench.training.loop import TrainingDiverged, TrainResult
 
         scvi = import_scvi()
         accelerator, devices = lightning_device(device)

@@ -31,7 +31,7 @@ from vaebench.registry import Registry
 
 ENTRY_POINT_GROUP = "vaebench.models"
 SEARCH_SPACE_KINDS = {"log_float": 3, "float": 3, "int": 3, "categorical": 2}
-"""Each kind of a search-space tuple and the tuple's length (kind included), as :mod:`vaebench.tune.space`
+"""Each kind of a search-space tuple and the tuple's length (kind included), as :mod:`vaebench.sets.tune.space`
 reads them."""
 TRAINING_SPACE: SearchSpace = {k: v for k, v in NETWORK_SPACE.items() if k != "hidden"}
 """What ``tune`` searches for a class that declares no ``search_space``: the settings every network

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from vaebench import tracking
 from vaebench.errors import VaebenchError
 from vaebench.executor.owners import owner_alive
-from vaebench.tune.settings import TuneSettings
+from vaebench.sets.tune.settings import TuneSettings
 
 # User attributes the study and its trials keep in the storage.
 _OWNER_ATTR = "vaebench.owner"

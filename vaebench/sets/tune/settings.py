@@ -147,7 +147,7 @@ class TuneSettings:
         """Check every setting, fill the default label keys and study name; return the complete settings.
 
         ``registered_dataset=False`` accepts a dataset name that is not in the registry (the dataset is
-        then passed to :func:`vaebench.tune.tune` as an object)."""
+        then passed to :func:`vaebench.sets.tune.tune` as an object)."""
         spec = get_model(self.model)
         if self.baseline is not None:
             get_model(self.baseline)

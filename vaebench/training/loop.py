@@ -18,8 +18,8 @@ import scipy.sparse as sp
 import torch
 
 from vaebench.errors import VaebenchError
-from vaebench.hardware import cpu_name, keep_freed_memory
 from vaebench.models.base import LatentModel, check_loss_terms
+from vaebench.training.hardware import cpu_name, keep_freed_memory
 
 EpochCallback = Callable[[int, float], None]
 """Called after each epoch with (epoch number from 1, mean training loss); may raise to stop training."""

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 if TYPE_CHECKING:
-    from vaebench.tune.results import PointEvaluation
+    from vaebench.sets.tune.results import PointEvaluation
 
 
 class FigureSkipped(Exception):

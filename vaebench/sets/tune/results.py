@@ -1,6 +1,6 @@
 """What a study found, as plain dataclasses, and the few functions that read them.
 
-:class:`TuneResult` is what :func:`vaebench.tune.tune` returns: the trials' summaries, the fresh-seed
+:class:`TuneResult` is what :func:`vaebench.sets.tune.tune` returns: the trials' summaries, the fresh-seed
 :class:`PointEvaluation` of each best configuration and of the baseline, and their paired
 :class:`Comparison`. :func:`best_trials` picks the best trial (or the Pareto front), :func:`compare` pairs a
 configuration with the baseline on the seed, :func:`summary_markdown` writes the evaluation as a table.
@@ -17,9 +17,9 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from vaebench.stats import PairedDifference, paired_difference
-from vaebench.tune.settings import PROTOCOL_METRICS
-from vaebench.tune.storage import RUN_ID_ATTR
+from vaebench.results.stats import PairedDifference, paired_difference
+from vaebench.sets.tune.settings import PROTOCOL_METRICS
+from vaebench.sets.tune.storage import RUN_ID_ATTR
 
 
 @dataclass
@@ -109,7 +109,7 @@ def best_trials(study: optuna.Study, multi_objective: bool) -> list[FrozenTrial]
 
 
 def compare(point: PointEvaluation, baseline: PointEvaluation, metrics: Sequence[str]) -> list[Comparison]:
-    """Paired (on the seed) differences point - baseline, summarised by :func:`vaebench.stats.paired_difference`."""
+    """Paired (on the seed) differences point - baseline, summarised by :func:`vaebench.results.stats.paired_difference`."""
     rows = []
     for metric in metrics:
         mine = dict(zip(point.seeds, point.per_seed.get(metric, []), strict=False))

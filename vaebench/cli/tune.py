@@ -1,6 +1,6 @@
-"""``vaebench tune``: the typer command around :func:`vaebench.tune.tune` (mounted by :mod:`vaebench.cli`).
+"""``vaebench tune``: the typer command around :func:`vaebench.sets.tune.tune` (mounted by :mod:`vaebench.cli`).
 
-``python -m vaebench.tune_cli`` runs the command on its own.
+``python -m vaebench.cli.tune`` runs the command on its own.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from vaebench.cli_common import (
+from vaebench.cli.common import (
     DEFAULT_EXPERIMENT,
     Cluster,
     DataPath,
@@ -24,7 +24,7 @@ from vaebench.cli_common import (
     out,
     user_errors,
 )
-from vaebench.tune import (
+from vaebench.sets.tune import (
     DEFAULT_OBJECTIVE,
     DEFAULT_STORAGE,
     EVAL_SEED_START,
@@ -33,7 +33,7 @@ from vaebench.tune import (
     TuneSettings,
     parse_set,
 )
-from vaebench.tune import tune as run_study
+from vaebench.sets.tune import tune as run_study
 
 _TUNING = "Tuning"
 _HONESTY = "Honest evaluation"
@@ -272,7 +272,7 @@ def print_result(result: TuneResult) -> None:
     )
 
 
-def main() -> None:  # pragma: no cover - ``python -m vaebench.tune_cli``
+def main() -> None:  # pragma: no cover - ``python -m vaebench.cli.tune``
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(tune)
     app()

@@ -21,18 +21,18 @@ Studies live in an Optuna RDB storage (SQLite by default) and continue where the
 a total for the study, and trials left RUNNING by a killed process are failed and retried (at once when
 the process ran on this machine and is gone, else after the storage's heartbeat grace period).
 
-The package, one job per module: :mod:`~vaebench.tune.settings` (the constants and :class:`TuneSettings`),
-:mod:`~vaebench.tune.space` (registry tuples as Optuna distributions), :mod:`~vaebench.tune.storage` (the
-RDB storage, sampler, pruner and the processes that own trials), :mod:`~vaebench.tune.objective` (one
-trial, and the pruning hook), :mod:`~vaebench.tune.workers` (spawned worker processes),
-:mod:`~vaebench.tune.results` (what a study found), :mod:`~vaebench.tune.evaluation` (the fresh-seed
-evaluation), :mod:`~vaebench.tune.figures` (the study's figures) and :mod:`~vaebench.tune.study`
+The package, one job per module: :mod:`~vaebench.sets.tune.settings` (the constants and :class:`TuneSettings`),
+:mod:`~vaebench.sets.tune.space` (registry tuples as Optuna distributions), :mod:`~vaebench.sets.tune.storage` (the
+RDB storage, sampler, pruner and the processes that own trials), :mod:`~vaebench.sets.tune.objective` (one
+trial, and the pruning hook), :mod:`~vaebench.sets.tune.workers` (spawned worker processes),
+:mod:`~vaebench.sets.tune.results` (what a study found), :mod:`~vaebench.sets.tune.evaluation` (the fresh-seed
+evaluation), :mod:`~vaebench.sets.tune.figures` (the study's figures) and :mod:`~vaebench.sets.tune.study`
 (:func:`tune` itself). Everything callers use is re-exported here.
 """
 
 from vaebench.executor.owners import owner_alive, process_owner
-from vaebench.tune.objective import EpochGuard, TrialObjective, collapsed, intermediate_score
-from vaebench.tune.results import (
+from vaebench.sets.tune.objective import EpochGuard, TrialObjective, collapsed, intermediate_score
+from vaebench.sets.tune.results import (
     Comparison,
     PointEvaluation,
     TrialSummary,
@@ -41,7 +41,7 @@ from vaebench.tune.results import (
     compare,
     summary_markdown,
 )
-from vaebench.tune.settings import (
+from vaebench.sets.tune.settings import (
     CPU_OBJECTIVE,
     DEFAULT_BASELINE,
     DEFAULT_OBJECTIVE,
@@ -60,8 +60,8 @@ from vaebench.tune.settings import (
     search_space,
     settable_names,
 )
-from vaebench.tune.space import config_for, distribution, suggest
-from vaebench.tune.storage import (
+from vaebench.sets.tune.space import config_for, distribution, suggest
+from vaebench.sets.tune.storage import (
     close_dead_runs,
     counted_trials,
     make_pruner,
@@ -71,7 +71,7 @@ from vaebench.tune.storage import (
     recover_dead_trials,
     redact,
 )
-from vaebench.tune.study import tune
+from vaebench.sets.tune.study import tune
 
 __all__ = [
     "CPU_OBJECTIVE",

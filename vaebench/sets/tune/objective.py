@@ -18,9 +18,9 @@ import optuna
 from vaebench import tracking
 from vaebench.errors import VaebenchError
 from vaebench.executor.owners import process_owner
-from vaebench.tune.settings import CPU_OBJECTIVE, TuneSettings, base_config, search_space
-from vaebench.tune.space import config_for, suggest
-from vaebench.tune.storage import _FAILURE_ATTR, _OWNER_ATTR, _PARENT_ATTR, RUN_ID_ATTR
+from vaebench.sets.tune.settings import CPU_OBJECTIVE, TuneSettings, base_config, search_space
+from vaebench.sets.tune.space import config_for, suggest
+from vaebench.sets.tune.storage import _FAILURE_ATTR, _OWNER_ATTR, _PARENT_ATTR, RUN_ID_ATTR
 
 if TYPE_CHECKING:
     from collections.abc import Callable

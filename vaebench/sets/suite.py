@@ -33,7 +33,7 @@ from vaebench.executor.runs import (
 )
 from vaebench.models import get_model
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 SUITE_DIRS = (Path("benchmarks/suites"), PACKAGE_ROOT / "benchmarks" / "suites")
 DEFAULT_SUITE = "default"
 # A suite's axes: the run settings it sets per grid point, and the options that give them.
@@ -72,7 +72,9 @@ class Suite:
         )
         configs = []
         for model in self.models:
-            betas: tuple[float | None, ...] = (self.betas or (None,)) if get_model(model).has_beta else (None,)
+            betas: tuple[float | None, ...] = (
+                (self.betas or (None,)) if get_model(model).has_beta else (None,)
+            )
             for beta in betas:
                 for seed in self.seeds:
                     # The 3-d t-SNE is a figure, not a score: one per model and beta (the first seed's),

@@ -21,9 +21,9 @@ from optuna.trial import FrozenTrial
 from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.tune.objective import EpochGuard, TrialObjective
-from vaebench.tune.settings import DEFAULT_OBJECTIVE, TuneSettings
-from vaebench.tune.storage import make_sampler, open_storage, open_study, recover_dead_trials
+from vaebench.sets.tune.objective import EpochGuard, TrialObjective
+from vaebench.sets.tune.settings import DEFAULT_OBJECTIVE, TuneSettings
+from vaebench.sets.tune.storage import make_sampler, open_storage, open_study, recover_dead_trials
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset

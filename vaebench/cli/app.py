@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from vaebench.cli_common import (
+from vaebench.cli.common import (
     DEFAULT_EXPERIMENT,
     Cells,
     ClaimsDb,
@@ -31,10 +31,10 @@ from vaebench.cli_common import (
     out,
     user_errors,
 )
+from vaebench.cli.heap import freeze_imported_objects
+from vaebench.cli.tune import tune
 from vaebench.config import RunConfig, parse_hidden
 from vaebench.errors import VaebenchError
-from vaebench.heap import freeze_imported_objects
-from vaebench.tune_cli import tune
 
 app = typer.Typer(
     name="vaebench",
@@ -387,7 +387,7 @@ def run_suite_command(
         TimeRemainingColumn,
     )
 
-    from vaebench.suite import dataset_of, load_suite, point_label, run_suite
+    from vaebench.sets.suite import dataset_of, load_suite, point_label, run_suite
 
     suite = load_suite(name).narrowed(
         models=parse_list(models, str, "--models"),
@@ -407,7 +407,7 @@ def run_suite_command(
         say_no_labels(grid[0].metrics)
 
     def write_report(parent_run_id: str, parent: Any) -> None:
-        from vaebench.report import report_suite
+        from vaebench.results.report import report_suite
 
         files = report_suite(parent_run_id, report_dir, experiment=experiment, on_collapse=say_collapse)
         out.print(f"Report: {len(files)} files in {report_dir}/")
@@ -480,8 +480,8 @@ def evaluate(
     with user_errors():
         if perplexity <= 0 or n_init < 1:
             raise VaebenchError("--perplexity must be positive and --n-init at least 1.")
+        from vaebench.data.external import read_embedding
         from vaebench.evaluate import ProtocolSettings
-        from vaebench.external import read_embedding
         from vaebench.runner import evaluate_external_and_log
 
         embedding = read_embedding(path, label_column, obsm)
@@ -509,7 +509,7 @@ def report(
     entries, paired with the baseline on their own fresh seeds.
     """
     with user_errors():
-        from vaebench.report import report_experiment
+        from vaebench.results.report import report_experiment
 
         configure_tracking(tracking_uri, experiment)
         files = report_experiment(experiment, out_dir, suite_run, on_collapse=say_collapse)

@@ -1,7 +1,7 @@
 """One results table as a figure, in the spirit of scib-metrics' ``Benchmarker.plot_results_table``.
 
 Rows are entries (model, and beta where it has one), sorted by the total aggregate; columns are the scaled
-scores grouped as in :mod:`vaebench.scaling`, each cell coloured on a scale that spans the values shown
+scores grouped as in :mod:`vaebench.results.scaling`, each cell coloured on a scale that spans the values shown
 and annotated with its mean over seeds; the aggregates on the right are bars with their 95% t-interval.
 """
 
@@ -17,7 +17,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from vaebench.evaluate.figures import data_range
-from vaebench.scaling import GROUPS, TOTAL, aggregate_name, scaled_name
+from vaebench.results.scaling import GROUPS, TOTAL, aggregate_name, scaled_name
 
 SHORT_NAMES = {
     "tsne_kmeans.nmi": "t-SNE k-means NMI",

@@ -20,10 +20,10 @@ from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.executor.owners import process_owner
 from vaebench.executor.runs import FAILED, RunJob, RunSpec, execute, reuse_finished, threads_per_job
-from vaebench.tune.results import PointEvaluation, TuneResult, compare, summary_markdown
-from vaebench.tune.settings import PROTOCOL_METRICS, EventHook, TuneSettings
-from vaebench.tune.space import config_for
-from vaebench.tune.workers import divergence_guard
+from vaebench.sets.tune.results import PointEvaluation, TuneResult, compare, summary_markdown
+from vaebench.sets.tune.settings import PROTOCOL_METRICS, EventHook, TuneSettings
+from vaebench.sets.tune.space import config_for
+from vaebench.sets.tune.workers import divergence_guard
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -147,7 +147,7 @@ def _score_line(metrics: dict[str, float], objective: str) -> str:
 def _log_evaluation_summary(parent: tracking.RunHandle, settings: TuneSettings, result: TuneResult) -> None:
     import matplotlib.pyplot as plt
 
-    from vaebench.tune import figures
+    from vaebench.sets.tune import figures
 
     single = len(result.evaluations) == 1
     metrics: dict[str, float] = {}

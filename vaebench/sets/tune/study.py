@@ -24,11 +24,11 @@ from vaebench.errors import VaebenchError
 from vaebench.executor.owners import process_owner
 from vaebench.executor.runs import threads_per_job
 from vaebench.executor.tasks import run_tasks
-from vaebench.tune.evaluation import _evaluate
-from vaebench.tune.results import TrialSummary, TuneResult, best_trials
-from vaebench.tune.settings import EventHook, TuneSettings, base_config, search_space
-from vaebench.tune.space import config_for
-from vaebench.tune.storage import (
+from vaebench.sets.tune.evaluation import _evaluate
+from vaebench.sets.tune.results import TrialSummary, TuneResult, best_trials
+from vaebench.sets.tune.settings import EventHook, TuneSettings, base_config, search_space
+from vaebench.sets.tune.space import config_for
+from vaebench.sets.tune.storage import (
     _DATA_HASH_ATTR,
     _FAILURE_ATTR,
     RUN_ID_ATTR,
@@ -41,7 +41,7 @@ from vaebench.tune.storage import (
     recover_dead_trials,
     redact,
 )
-from vaebench.tune.workers import _optimize, _worker_init, run_trial, run_trial_on_cluster
+from vaebench.sets.tune.workers import _optimize, _worker_init, run_trial, run_trial_on_cluster
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -202,7 +202,7 @@ def _check_data(study: optuna.Study, dataset: Dataset) -> None:
 
 def _load(settings: TuneSettings) -> Dataset:
     """The tuning data, read and prepared by the same rule as a run's (``--set preprocess=...`` included)."""
-    from vaebench.tune.settings import base_config
+    from vaebench.sets.tune.settings import base_config
 
     return base_config(settings).data_source().load()
 
@@ -343,7 +343,7 @@ def _log_figures(
 ) -> None:
     import matplotlib.pyplot as plt
 
-    from vaebench.tune import figures
+    from vaebench.sets.tune import figures
 
     makers: dict[str, Callable[[], Any]] = {
         "figures/optimization_history.png": lambda: figures.history_figure(study, settings.objectives),

@@ -32,9 +32,16 @@ from vaebench.evaluate import score_heatmap
 from vaebench.evaluate.collapse import ACTIVE_FRACTION, ACTIVE_UNITS, KL_TOTAL, collapse_message, run_name
 from vaebench.evaluate.figures import label_map_axes, label_palette, save_png
 from vaebench.evaluate.metrics import BIO, METRICS, STRUCTURE
-from vaebench.results_table import results_table_figure
-from vaebench.scaling import CONTROLS, GROUPS, TOTAL, add_scaled_scores, aggregate_name, scaled_columns
-from vaebench.stats import holm_adjusted, paired_difference, t_interval
+from vaebench.results.scaling import (
+    CONTROLS,
+    GROUPS,
+    TOTAL,
+    add_scaled_scores,
+    aggregate_name,
+    scaled_columns,
+)
+from vaebench.results.stats import holm_adjusted, paired_difference, t_interval
+from vaebench.results.tables import results_table_figure
 
 SCORES = ("tsne_kmeans.nmi", "tsne_kmeans.ari", "tsne_kmeans.hom", "tsne_kmeans.com")
 SUMMARY_METRICS = (

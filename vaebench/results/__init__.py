@@ -1,0 +1,1 @@
+"""What finished runs say: tables over seeds, statistics, scaling and the report."""
