@@ -5,7 +5,7 @@ van der Maaten (2014), JMLR 15. Kobak & Berens (2019), "The art of using t-SNE f
 transcriptomics", Nat. Commun. 10, for PCA initialisation.
 
 Backend chosen by size, from measurements (``benchmarks/tsne_speed.py``, 6-d latents, one thread; the
-README has the figures): scikit-learn's Barnes-Hut is faster on the sizes of the study's data (700 and
+docs/performance.md has the figures): scikit-learn's Barnes-Hut is faster on the sizes of the study's data (700 and
 2,638 cells) and is used up to ``FFT_FROM_CELLS`` cells and for every 3-d map; above it the 2-d map uses
 openTSNE's FFT-accelerated interpolation (Linderman et al. 2019, "Fast interpolation-based t-SNE for
 improved visualization of single-cell RNA-seq data", Nat. Methods 16; Policar, Strazar & Zupan 2024,

@@ -5,7 +5,7 @@ Luecken et al. (2022), "Benchmarking atlas-level data integration in single-cell
 ten resolutions in 0.2..2.0, the label silhouette rescaled to [0, 1], the cell-type LISI scaled to [0, 1],
 and the isolated-label silhouette. Every score is higher-is-better with 1 at the top.
 
-Libraries, chosen by measurement (README, "The metrics"): scanpy's kNN graph,
+Libraries, chosen by measurement (docs/metrics-and-protocol.md): scanpy's kNN graph,
 LISI of ``harmonypy`` (the port of the LISI authors' code), igraph's Leiden, scikit-learn's silhouette. scib-metrics itself
 was not taken: it adds JAX (about 400 MB installed) and a numba/JAX compilation of several seconds in every
 new process, more than the whole evaluation of a 700-cell run.
@@ -44,7 +44,7 @@ def knn_graph(embedding: np.ndarray, n_neighbors: int = LEIDEN_NEIGHBOURS, seed:
 
     ``sc.pp.neighbors`` with ``method="gauss"`` (Coifman et al. 2005, PNAS 102, as scanpy implements it)
     rather than its UMAP default: the UMAP fuzzy set is compiled by numba in every new process, which cost
-    11.7 s against 0.18 s for the Gaussian kernel on a 700-cell latent (measured, see README).
+    11.7 s against 0.18 s for the Gaussian kernel on a 700-cell latent (measured, see docs/performance.md).
     """
     import anndata as ad
     import scanpy as sc
