@@ -19,7 +19,7 @@ from vaebench.data.dataset import NO_LABELS
 from vaebench.evaluate.collapse import ACTIVE_FRACTION, ACTIVE_UNITS, KL_TOTAL, collapse_message, run_name
 from vaebench.evaluate.metrics import BIO, METRICS, STRUCTURE
 from vaebench.results.records import LOSS_PART_PREFIX, RAW_KL
-from vaebench.results.scaling import CONTROLS, TOTAL, aggregate_name
+from vaebench.results.scaling import CONTROLS, GROUPS, TOTAL, aggregate_name
 from vaebench.results.stats import holm_adjusted, paired_difference, t_interval
 
 SCORES = ("tsne_kmeans.nmi", "tsne_kmeans.ari", "tsne_kmeans.hom", "tsne_kmeans.com")
@@ -35,8 +35,7 @@ SUMMARY_METRICS = (
     "latent.asw_label",
     "latent.clisi",
     "latent.isolated_label",
-    "structure.trustworthiness",
-    "structure.knn_preservation",
+    *GROUPS[STRUCTURE],  # trustworthiness, kNN preservation
     ACTIVE_UNITS,
     ACTIVE_FRACTION,
     KL_TOTAL,
