@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import FAST, experiment_runs, invoke
 from vaebench.evaluate.collapse import active_units, collapse_message, collapse_scores, kl_per_dimension
-from vaebench.results.report import collapse_lines
+from vaebench.results.tables import collapse_lines
 
 
 def test_active_units_count_the_dimensions_whose_mean_varies_over_cells() -> None:

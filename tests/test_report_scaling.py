@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from vaebench.evaluate.figures import data_range
-from vaebench.results.report import PAIRED_METRICS, SUMMARY_METRICS, paired_against_baseline, write_report
+from vaebench.results.report import write_report
 from vaebench.results.scaling import add_scaled_scores, aggregate_name, scaled_name
 from vaebench.results.stats import holm_adjusted
+from vaebench.results.tables import PAIRED_METRICS, SUMMARY_METRICS, paired_against_baseline
 
 # Mean score of each entry; every metric of a run gets its entry's score plus a per-seed wobble.
 LEVELS = {"random": 0.2, "pca50": 0.8, "pca": 0.6, "beta_vae": 0.5, "ae": 0.65}

@@ -406,10 +406,11 @@ def run_suite_command(
     if not dataset_of(grid[0]).has_labels:  # loaded once per process: run_suite reads this same copy
         say_no_labels(grid[0].metrics)
 
-    def write_report(parent_run_id: str, parent: Any) -> None:
-        from vaebench.results.report import report_suite
+    def write_report(parent: Any, results: list[Any]) -> None:
+        from vaebench.sets.report import report_suite
 
-        files = report_suite(parent_run_id, report_dir, experiment=experiment, on_collapse=say_collapse)
+        data = dataset_of(grid[0])  # loaded once per process: the copy the suite ran on
+        files = report_suite(parent, results, data, report_dir, experiment, on_collapse=say_collapse)
         out.print(f"Report: {len(files)} files in {report_dir}/")
 
     columns = (
@@ -509,7 +510,7 @@ def report(
     entries, paired with the baseline on their own fresh seeds.
     """
     with user_errors():
-        from vaebench.results.report import report_experiment
+        from vaebench.sets.report import report_experiment
 
         configure_tracking(tracking_uri, experiment)
         files = report_experiment(experiment, out_dir, suite_run, on_collapse=say_collapse)

@@ -130,7 +130,10 @@ def run_one(spec: RunSpec, job: RunJob, dataset: Dataset | None = None) -> RunRe
     except Exception as error:  # a bug in one run must not stop the others; its run is marked FAILED
         reason = f"{type(error).__name__}: {error}"
         return RunResult(spec, FAILED, run_id=started[0] if started else None, reason=reason)
-    metrics = {k: float(v) for k, v in outcome.metrics.items()}
+    # The last epoch's loss parts too (``train.loss.<part>``, MLflow's latest value of each curve): reports
+    # are made from these metrics.
+    parts = {f"train.loss.{part}": curve[-1] for part, curve in outcome.training.parts.items() if curve}
+    metrics = {k: float(v) for k, v in {**outcome.metrics, **parts}.items()}
     return RunResult(spec, FINISHED, run_id=run_id, metrics=metrics)
 
 

@@ -236,7 +236,7 @@ def run_suite(
     jobs: int = 1,
     force: bool = False,
     on_progress: ProgressHook | None = None,
-    after_runs: Callable[[str, tracking.RunHandle], None] | None = None,
+    after_runs: Callable[[tracking.RunHandle, list[RunResult]], None] | None = None,
     cluster: str | None = None,
     claims_db: str | None = None,
 ) -> SuiteResult:
@@ -276,7 +276,7 @@ def _run_suite(
     jobs: int,
     force: bool,
     on_progress: ProgressHook | None,
-    after_runs: Callable[[str, tracking.RunHandle], None] | None,
+    after_runs: Callable[[tracking.RunHandle, list[RunResult]], None] | None,
     client: Any,
     claims: Claims,
 ) -> SuiteResult:
@@ -354,5 +354,5 @@ def _run_suite(
         parent.set_tags({"suite_run_ids": ",".join(r.run_id for r in results if r.run_id)[:5000]})
         # An invocation that left every point to another one has nothing of its own to report on.
         if after_runs is not None and any(r.status in ("finished", "skipped") for r in results):
-            after_runs(parent.run_id, parent)
+            after_runs(parent, results)  # the records of the report (vaebench.sets.report)
         return SuiteResult(parent.run_id, results)

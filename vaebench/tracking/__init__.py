@@ -1,4 +1,6 @@
-"""Everything vaebench writes to MLflow; the only module that imports mlflow.
+"""Everything vaebench writes to MLflow (reports read through :mod:`vaebench.tracking.reader`).
+
+With its reader, the only place that imports mlflow.
 
 Tracking goes where the user points it (``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else MLflow's own
 default, a SQLite ``mlflow.db`` in the working folder). A run that raises is ended FAILED with the reason
@@ -324,24 +326,6 @@ def end_run_by_id(run_id: str, status: str) -> None:
     MlflowClient().set_terminated(run_id, status=status)
 
 
-def runs_table(
-    experiment: str, filter_string: str = "", statuses: Sequence[str] = (FINISHED,)
-) -> pd.DataFrame:
-    """Runs of ``experiment`` as a DataFrame (params.*, metrics.*, tags.* columns), as MLflow returns them."""
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        return pd.DataFrame()
-    status_filter = " OR ".join(f"attributes.status = '{s}'" for s in statuses)
-    query = f"({status_filter})" + (f" AND {filter_string}" if filter_string else "")
-    return mlflow.search_runs([exp.experiment_id], filter_string=query, output_format="pandas")
-
-
-def download_artifact(run_id: str, path: str) -> Path:
-    """A run's artifact fetched to a local temporary folder."""
-    target = tempfile.mkdtemp(prefix="vaebench-")
-    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=target))
-
-
 def _experiment_id(experiment: str) -> str | None:
     exp = mlflow.get_experiment_by_name(experiment)
     return exp.experiment_id if exp is not None else None
@@ -421,22 +405,10 @@ def runs_frame(runs: Sequence[Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def get_runs(run_ids: Sequence[str]) -> pd.DataFrame:
-    """The named runs as a :func:`runs_frame`."""
-    client = MlflowClient()
-    return runs_frame([client.get_run(run_id) for run_id in run_ids])
-
-
 def experiment_runs(experiment: str, filter_string: str = "") -> pd.DataFrame:
     """Every FINISHED run of ``experiment`` matching ``filter_string``, as a :func:`runs_frame`."""
     query = f"attributes.status = '{FINISHED}'" + (f" AND {filter_string}" if filter_string else "")
     return runs_frame(_search(experiment, query))
-
-
-def latest_run(experiment: str, filter_string: str) -> str | None:
-    """The id of the most recent run of ``experiment`` matching ``filter_string``."""
-    runs = _search(experiment, filter_string)
-    return max(runs, key=lambda r: r.info.start_time).info.run_id if runs else None
 
 
 def run_handle(run_id: str) -> RunHandle:
@@ -446,14 +418,6 @@ def run_handle(run_id: str) -> RunHandle:
     except MlflowException:
         raise VaebenchError(f"There is no MLflow run {run_id!r} at {mlflow.get_tracking_uri()}.") from None
     return RunHandle(run.info.run_id, run.info.experiment_id)
-
-
-def load_artifact_text(run_id: str, path: str) -> str | None:
-    """The text of a run's artifact, or None where the run has no such artifact."""
-    try:
-        return mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
-    except Exception:  # MLflow raises several types for a missing artifact
-        return None
 
 
 def running_runs(experiment: str, filter_string: str = "") -> list[tuple[str, dict[str, str]]]:

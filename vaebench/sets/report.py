@@ -1,0 +1,79 @@
+"""A set of runs' report: records in (the executor's results, or MLflow's runs through
+:mod:`vaebench.tracking.reader`), the files of :func:`vaebench.results.write_report` out, logged to the
+set's parent run under ``report/``.
+
+Tuned models (``vaebench tune``) evaluated on the same dataset and labels stand beside the suite's
+entries, with the baseline's runs on their fresh seeds, so that the paired comparison has its pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vaebench import tracking
+from vaebench.executor.runs import FINISHED, SKIPPED, RunResult
+from vaebench.results import RunRecord, beside, write_report
+from vaebench.tracking import reader
+
+if TYPE_CHECKING:
+    from vaebench.data import Dataset
+
+CollapseHook = Callable[[str], None]
+"""Told each run whose posterior collapsed, in one sentence."""
+
+
+def records_of_results(results: Sequence[RunResult], dataset: Dataset) -> list[RunRecord]:
+    """The finished and reused runs among an executor's ``results`` on ``dataset``, as records: from the
+    metrics the executor returned, or read through the reader where it returned none (a point reused from
+    an earlier FINISHED run)."""
+    done = [r for r in results if r.status in (FINISHED, SKIPPED) and r.run_id]
+    unread = [r.run_id for r in done if not r.metrics and r.run_id]
+    read = {record.run_id: record for record in reader.records(unread)}
+    return [
+        read[r.run_id] if r.run_id in read else RunRecord.of_result(r, dataset.name, dataset.label_key)
+        for r in done
+    ]
+
+
+def report_suite(
+    parent: tracking.RunHandle,
+    results: Sequence[RunResult],
+    dataset: Dataset,
+    out_dir: Path,
+    experiment: str | None = None,
+    on_collapse: CollapseHook | None = None,
+) -> list[Path]:
+    """Report on a suite invocation from the results its executor returned, with the tuned entries of
+    ``experiment`` beside them; write it to ``out_dir``, log it to the suite's ``parent`` run."""
+    return _report(parent, records_of_results(results, dataset), out_dir, experiment, on_collapse)
+
+
+def report_experiment(
+    experiment: str,
+    out_dir: Path,
+    suite_run: str | None = None,
+    on_collapse: CollapseHook | None = None,
+) -> list[Path]:
+    """Report on a suite run (``suite_run``), or on the latest suite run of ``experiment``, read from
+    MLflow, which must already be configured (:func:`vaebench.tracking.configure`)."""
+    parent_run_id = suite_run or reader.latest_suite_run(experiment)
+    records = reader.suite_records(parent_run_id)
+    return _report(tracking.run_handle(parent_run_id), records, out_dir, experiment, on_collapse)
+
+
+def _report(
+    parent: tracking.RunHandle,
+    records: list[RunRecord],
+    out_dir: Path,
+    experiment: str | None,
+    on_collapse: CollapseHook | None,
+) -> list[Path]:
+    runs = [*records, *beside(records, reader.tuned_records(experiment))]
+    report = write_report(runs, out_dir, reader.tsne_map)
+    for path in report.files:
+        parent.log_file(path, "report")
+    for line in report.collapsed if on_collapse is not None else ():
+        on_collapse(line)
+    return report.files
