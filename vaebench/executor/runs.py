@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.executor.owners import process_owner
+from vaebench.executor.ledger import Ledger, process_owner
+from vaebench.executor.stopping import StopRequested
 from vaebench.executor.tasks import run_tasks
 
 if TYPE_CHECKING:
@@ -100,8 +101,11 @@ def reuse_finished(
 _worker_dataset: list[Dataset] = []
 
 
-def _init_run_worker(tracking_uri: str, experiment: str, dataset: Dataset | None) -> None:
-    tracking.configure(tracking_uri, experiment)
+def init_worker_state(tracking_uri: str | None, experiment: str, dataset: Dataset | None) -> None:
+    """What a worker that runs runs or trials starts with: MLflow pointed at the store (not in this process,
+    ``tracking_uri`` None: it is, and under ``mlflow run`` at the project's experiment), and the dataset."""
+    if tracking_uri is not None:
+        tracking.configure(tracking_uri, experiment)
     if dataset is not None:
         _worker_dataset[:] = [dataset]
 
@@ -134,6 +138,23 @@ def run_one(spec: RunSpec, job: RunJob, dataset: Dataset | None = None) -> RunRe
     return RunResult(spec, FINISHED, run_id=run_id, metrics=metrics)
 
 
+def run_on_worker(spec: RunSpec, job: RunJob) -> RunResult:
+    """One run as a Dask task: its share of the machine's threads, a dead earlier attempt's run ended, and
+    the run ended KILLED once its client went away."""
+    from vaebench.executor.cluster import CancellableHook, worker_threads
+
+    if spec.config.threads is None:
+        spec = replace(spec, config=replace(spec.config, threads=worker_threads()))
+    data = job.data(spec.config) if job.data is not None else _worker_dataset[0]
+    config_hash = spec.config.config_hash(data.content_hash())
+    Ledger.close_lost_attempts(job.parent_run_id, config_hash=config_hash)
+    job = replace(job, epoch_hook=CancellableHook(job.epoch_hook))
+    try:
+        return run_one(spec, job, data)
+    except StopRequested as stop:
+        return RunResult(spec, FAILED, reason=f"killed: {stop.reason}")
+
+
 def execute(
     specs: Sequence[RunSpec],
     job: RunJob,
@@ -151,28 +172,24 @@ def execute(
     ``dataset`` (if given) is what every run trains on, sent once to each worker; otherwise each run's
     dataset comes from ``job.data``. A run whose workers kept dying is a failed result with the reason.
     """
-    if cluster is None and (jobs == 1 or len(specs) <= 1):
-        for spec in specs:
-            yield run_one(spec, job, dataset)
+    if not specs:
         return
-    if cluster is not None:
-        from vaebench.executor.cluster import run_on_worker as task
-    else:
-        task = run_one
 
     def restarted(message: str) -> None:
         # Between two local pools no worker runs: what is still RUNNING was a lost attempt's.
-        tracking.kill_running_children(job.parent_run_id, "its worker died")
+        Ledger.close_lost_attempts(job.parent_run_id)
         if on_retry is not None:
             on_retry(message)
 
+    in_process = cluster is None and (jobs == 1 or len(specs) <= 1)
     outcomes = run_tasks(
-        task,
+        run_on_worker if cluster is not None else run_one,
         [(spec, job) for spec in specs],
         jobs=jobs,
         cluster=cluster,
-        initializer=_init_run_worker,
-        initargs=(tracking_uri, experiment, dataset),
+        in_process=in_process,
+        initializer=init_worker_state,
+        initargs=(None if in_process else tracking_uri, experiment, dataset),
         on_retry=restarted,
     )
     with contextlib.closing(outcomes):
