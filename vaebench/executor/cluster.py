@@ -156,3 +156,9 @@ class CancellableHook:
 
     def __call__(self, config: Any, dataset: Dataset) -> StopIfCancelled:
         return StopIfCancelled(self.factory(config, dataset) if self.factory is not None else None)
+
+
+def cluster_slots(client: Any) -> int:
+    """How many tasks the Dask ``client``'s workers run at once (their threads; at least one)."""
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return max(1, sum(int(w.get("nthreads", 1)) for w in workers))

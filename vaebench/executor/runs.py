@@ -101,6 +101,11 @@ def reuse_finished(
 _worker_dataset: list[Dataset] = []
 
 
+def worker_dataset() -> Dataset:
+    """The dataset this worker was started with (:func:`init_worker_state`)."""
+    return _worker_dataset[0]
+
+
 def init_worker_state(tracking_uri: str | None, experiment: str, dataset: Dataset | None) -> None:
     """What a worker that runs runs or trials starts with: MLflow pointed at the store (not in this process,
     ``tracking_uri`` None: it is, and under ``mlflow run`` at the project's experiment), and the dataset."""
