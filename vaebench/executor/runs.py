@@ -20,7 +20,7 @@ from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
 from vaebench.executor.ledger import Ledger, process_owner
 from vaebench.executor.stopping import StopRequested
-from vaebench.executor.tasks import run_tasks
+from vaebench.executor.tasks import Tasks, open_tasks
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -187,17 +187,34 @@ def execute(
             on_retry(message)
 
     in_process = cluster is None and (jobs == 1 or len(specs) <= 1)
-    outcomes = run_tasks(
-        run_on_worker if cluster is not None else run_one,
-        [(spec, job) for spec in specs],
+    workers = open_run_workers(
+        min(jobs, len(specs)), cluster, in_process, tracking_uri, experiment, dataset, restarted
+    )
+    with workers as tasks:
+        for index, spec in enumerate(specs):
+            tasks.submit(index, run_on_worker if cluster is not None else run_one, spec, job)
+        while len(tasks):
+            outcome = tasks.next_done()
+            spec = specs[outcome.index]
+            yield outcome.value if outcome.ok else RunResult(spec, FAILED, reason=outcome.error or "")
+
+
+def open_run_workers(
+    jobs: int,
+    cluster: Any,
+    in_process: bool,
+    tracking_uri: str,
+    experiment: str,
+    dataset: Dataset | None,
+    on_retry: Callable[[str], None] | None = None,
+) -> contextlib.AbstractContextManager[Tasks]:
+    """Workers (:func:`~vaebench.executor.tasks.open_tasks`) for runs or trials: each started with MLflow
+    pointed at ``tracking_uri`` and ``experiment`` and holding ``dataset`` (:func:`worker_dataset`)."""
+    return open_tasks(
         jobs=jobs,
         cluster=cluster,
         in_process=in_process,
         initializer=init_worker_state,
         initargs=(None if in_process else tracking_uri, experiment, dataset),
-        on_retry=restarted,
+        on_retry=on_retry,
     )
-    with contextlib.closing(outcomes):
-        for outcome in outcomes:
-            spec = specs[outcome.index]
-            yield outcome.value if outcome.ok else RunResult(spec, FAILED, reason=outcome.error or "")

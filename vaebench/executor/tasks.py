@@ -88,26 +88,11 @@ def open_tasks(
 
 
 def run_tasks(
-    function: Callable[..., Any],
-    items: Sequence[tuple[Any, ...]],
-    *,
-    jobs: int,
-    cluster: Any = None,
-    in_process: bool = False,
-    initializer: Callable[..., None] | None = None,
-    initargs: tuple[Any, ...] = (),
-    on_retry: Callable[[str], None] | None = None,
+    function: Callable[..., Any], items: Sequence[tuple[Any, ...]], *, jobs: int, **workers: Any
 ) -> Iterator[TaskOutcome]:
     """``function(*item)`` for each item (its index the outcome's key), on the workers of
-    :func:`open_tasks`, yielded as each ends."""
-    with open_tasks(
-        jobs=min(jobs, max(len(items), 1)),
-        cluster=cluster,
-        in_process=in_process,
-        initializer=initializer,
-        initargs=initargs,
-        on_retry=on_retry,
-    ) as tasks:
+    :func:`open_tasks` (``workers`` its other arguments), yielded as each ends."""
+    with open_tasks(jobs=min(jobs, max(len(items), 1)), **workers) as tasks:
         for index, item in enumerate(items):
             tasks.submit(index, function, *item)
         while len(tasks):

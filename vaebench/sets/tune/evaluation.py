@@ -19,15 +19,7 @@ from optuna.trial import FrozenTrial
 from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.executor.ledger import process_owner
-from vaebench.executor.runs import (
-    FAILED,
-    RunJob,
-    RunResult,
-    RunSpec,
-    execute,
-    reuse_finished,
-    threads_per_job,
-)
+from vaebench.executor.runs import FAILED, RunJob, RunSpec, execute, reuse_finished, threads_per_job
 from vaebench.sets.tune.objective import divergence_guard
 from vaebench.sets.tune.results import PointEvaluation, TuneResult, compare, summary_markdown
 from vaebench.sets.tune.settings import PROTOCOL_METRICS, EventHook, TuneSettings
@@ -35,6 +27,7 @@ from vaebench.sets.tune.space import config_for
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
+    from vaebench.executor.runs import RunResult
 
 
 Point = tuple[str, "int | None", RunConfig, dict[str, Any]]

@@ -23,8 +23,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vaebench.executor.ledger import process_owner
 from vaebench.executor.outcomes import RETRIES, TaskOutcome
-from vaebench.executor.runs import init_worker_state
-from vaebench.executor.tasks import Tasks, open_tasks
+from vaebench.executor.runs import open_run_workers
+from vaebench.executor.tasks import Tasks
 from vaebench.sets.tune.objective import (
     TrialOutcome,
     TrialTask,
@@ -152,14 +152,7 @@ def run_trials(
         emit,
         on_cluster=client is not None,
     )
-    with open_tasks(
-        jobs=slots,
-        cluster=client,
-        in_process=in_process,
-        initializer=init_worker_state,
-        initargs=(None if in_process else uri, experiment, dataset),
-        on_retry=emit,
-    ) as tasks:
+    with open_run_workers(slots, client, in_process, uri, experiment, dataset, emit) as tasks:
         loop.run(tasks, slots)
 
 
