@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from vaebench import tracking
 from vaebench.executor.ledger import process_owner
 from vaebench.executor.outcomes import RETRIES, TaskOutcome
 from vaebench.executor.runs import open_run_workers
@@ -47,6 +48,7 @@ class TrialLoop:
     settings: TuneSettings
     study: optuna.Study
     parent_run_id: str
+    experiment: str
     missing: int
     threads: int | None
     emit: EventHook
@@ -103,7 +105,7 @@ class TrialLoop:
 
     def tell(self, done: TaskOutcome) -> None:
         trial = self.in_flight.pop(done.index)
-        outcome: TrialOutcome = done.value if done.ok else TrialOutcome("LOST", reason=done.error or "")
+        outcome: TrialOutcome = done.value if done.ok else self.given_up(trial, done.error or "")
         if outcome.state == "COMPLETE":
             trial.set_user_attr("metrics", outcome.metrics)
             self.study.tell(trial, list(outcome.values))
@@ -121,6 +123,13 @@ class TrialLoop:
             self.emit(f"Trial {trial.number} lost its worker ({outcome.reason}); marked FAIL (not counted).")
             return
         self.emit(describe(self.study.trials[trial.number], self.settings))
+
+    def given_up(self, trial: optuna.Trial, reason: str) -> TrialOutcome:
+        """The executor gave the trial's task up (its workers kept dying): end its run KILLED, if any."""
+        key = f"{self.parent_run_id}:{trial.number}"
+        for run_id, _tags in tracking.running_runs(self.experiment, f"tags.tune_trial = '{key}'"):
+            tracking.close_run(run_id, tracking.KILLED, {"trial_state": "FAIL", "failure_reason": reason})
+        return TrialOutcome("LOST", reason=reason)
 
 
 def run_trials(
@@ -147,6 +156,7 @@ def run_trials(
         settings,
         study,
         parent_run_id,
+        experiment,
         missing,
         threads if client is None else None,  # on a cluster each worker divides its own machine's cores
         emit,
