@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from vaebench import tracking
+from vaebench.errors import VaebenchError
 from vaebench.executor.ledger import process_owner
 from vaebench.executor.outcomes import RETRIES, TaskOutcome
 from vaebench.executor.runs import open_run_workers
@@ -92,15 +93,13 @@ class TrialLoop:
             trial = self.study.ask()
         trial.set_user_attr(_OWNER_ATTR, self.owner)
         trial.set_user_attr(_PARENT_ATTR, self.parent_run_id)
-        task = TrialTask(
-            self.settings,
-            trial._trial_id,
-            trial.number,
-            config_for(self.base, suggest(trial, self.space)),
-            self.parent_run_id,
-            self.owner,
-        )
         self.in_flight[trial.number] = trial
+        try:
+            config = config_for(self.base, suggest(trial, self.space))
+        except VaebenchError as error:  # a combination the configuration refuses: the trial fails, counted
+            self.tell(TaskOutcome(trial.number, TrialOutcome("FAIL", reason=str(error))))
+            return
+        task = TrialTask(self.settings, trial._trial_id, trial.number, config, self.parent_run_id, self.owner)
         tasks.submit(trial.number, run_trial_on_cluster if self.on_cluster else run_trial, task)
 
     def tell(self, done: TaskOutcome) -> None:
