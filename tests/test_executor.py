@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from vaebench.executor.tasks import RETRIES, run_tasks
+from vaebench.executor.tasks import RETRIES, open_tasks, run_tasks
 
 
 def die_once(marker: str, value: int) -> int:
@@ -38,3 +38,29 @@ def test_a_task_whose_workers_keep_dying_is_given_up_with_a_sentence(tmp_path: P
     (outcome,) = run_tasks(always_die, [(7,)], jobs=2, on_retry=told.append)
     assert not outcome.ok and outcome.error == f"its worker processes died {RETRIES + 1} times"
     assert len(told) == RETRIES + 1 and "giving them up" in told[-1]
+
+
+def test_tasks_handed_one_at_a_time_keep_at_most_jobs_in_flight(tmp_path: Path) -> None:
+    # What ask-and-tell needs: the next task is submitted only once one has ended.
+    marker = str(tmp_path / "never")
+    ended: list[int] = []
+    with open_tasks(jobs=2) as tasks:
+        for value in (1, 2):
+            tasks.submit(value, die_once, marker + "-kept", value if value != 1 else 2)
+        for value in (3, 4, 5):
+            done = tasks.next_done()
+            ended.append(done.value)
+            assert len(tasks) == 1
+            tasks.submit(value, die_once, marker, value)
+        while len(tasks):
+            ended.append(tasks.next_done().value)
+    assert sorted(ended) == [20, 20, 30, 40, 50]
+
+
+def test_in_process_tasks_run_here_and_a_raising_task_is_a_sentence() -> None:
+    with open_tasks(jobs=1, in_process=True) as tasks:
+        tasks.submit("a", int, "7")
+        tasks.submit("b", int, "x")
+        first, second = tasks.next_done(), tasks.next_done()
+    assert (first.index, first.value) == ("a", 7)
+    assert second.index == "b" and second.error is not None and second.error.startswith("ValueError")

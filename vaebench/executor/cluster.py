@@ -16,14 +16,12 @@ tasks, and a task in training notices at its next epoch and ends its run KILLED.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vaebench import tracking
 from vaebench.errors import VaebenchError
-from vaebench.executor.runs import FAILED, RunJob, RunResult, RunSpec, _worker_dataset, run_one
+from vaebench.executor.outcomes import TaskOutcome, error_sentence
 from vaebench.executor.stopping import StopRequested
-from vaebench.executor.tasks import TaskOutcome, error_sentence
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -79,40 +77,55 @@ def _same(value: Any) -> Any:
     return value
 
 
-def run_on_cluster(
-    client: Any,
-    function: Callable[..., Any],
-    items: Sequence[tuple[Any, ...]],
-    initializer: Callable[..., None] | None = None,
-    initargs: tuple[Any, ...] = (),
-) -> Iterator[TaskOutcome]:
-    """Submit ``function(*item)`` for every item and yield a :class:`TaskOutcome` as each ends; a task
-    whose workers kept dying (Dask's ``KilledWorker``) or that raised is an outcome with its reason, not an
-    error. The initializer's arguments (a dataset, say) are sent once and fetched by each worker. Tasks still
-    pending when the caller stops (Ctrl-C, an error) are cancelled."""
-    import uuid
+class ClusterTasks:
+    """Tasks handed one at a time to the workers of the Dask ``client``, their outcomes taken as each ends.
 
-    from distributed import as_completed
+    A task whose workers kept dying (Dask's ``KilledWorker``) or that raised is an outcome with its reason,
+    not an error. The initializer's arguments (a dataset, say) are sent once and fetched by each worker.
+    Tasks still pending when the caller stops (Ctrl-C, an error) are cancelled.
+    """
 
-    token = uuid.uuid4().hex
-    # The arguments go out as a task's result, not scattered: Dask's memory manager keeps a single copy of
-    # data, and scattered data whose worker dies is lost with every task that needs it, whereas a task's
-    # result is computed again on another worker.
-    shared = client.submit(_same, initargs, pure=False) if initargs else ()
-    futures = {
-        client.submit(_in_worker, token, initializer, shared, function, *item, pure=False): index
-        for index, item in enumerate(items)
-    }
-    try:
-        for future in as_completed(futures, loop=client.loop):
-            try:
-                value = future.result()
-            except Exception as error:  # KilledWorker: the workers died under it; or the task raised
-                yield TaskOutcome(futures[future], error=error_sentence(error))
-                continue
-            yield TaskOutcome(futures[future], value)
-    finally:
-        client.cancel([*futures, *([shared] if initargs else [])], force=True)
+    def __init__(
+        self, client: Any, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+    ) -> None:
+        import uuid
+
+        from distributed import as_completed
+
+        self.client, self.initializer = client, initializer
+        self.token = uuid.uuid4().hex
+        # The arguments go out as a task's result, not scattered: Dask's memory manager keeps a single copy
+        # of data, and scattered data whose worker dies is lost with every task that needs it, whereas a
+        # task's result is computed again on another worker.
+        self.shared = client.submit(_same, initargs, pure=False) if initargs else None
+        self.futures: dict[Any, Any] = {}
+        self.done = as_completed([], loop=client.loop)
+
+    def __len__(self) -> int:
+        return len(self.futures)
+
+    def submit(self, key: Any, function: Callable[..., Any], *args: Any) -> None:
+        shared = self.shared if self.shared is not None else ()
+        future = self.client.submit(
+            _in_worker, self.token, self.initializer, shared, function, *args, pure=False
+        )
+        self.futures[future] = key
+        self.done.add(future)
+
+    def next_done(self) -> TaskOutcome:
+        future = next(self.done)
+        key = self.futures.pop(future)
+        try:
+            return TaskOutcome(key, future.result())
+        except Exception as error:  # KilledWorker: the workers died under it; or the task raised
+            return TaskOutcome(key, error=error_sentence(error))
+
+    def __enter__(self) -> ClusterTasks:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        shared = [self.shared] if self.shared is not None else []
+        self.client.cancel([*self.futures, *shared], force=True)
 
 
 class StopIfCancelled:
@@ -135,8 +148,8 @@ class StopIfCancelled:
             self.hook(epoch, loss, model)
 
 
-class _CancellableHook:
-    """The job's epoch-hook factory, each hook wrapped in :class:`StopIfCancelled` (picklable)."""
+class CancellableHook:
+    """An epoch-hook factory, each hook wrapped in :class:`StopIfCancelled` (picklable)."""
 
     def __init__(self, factory: Any) -> None:
         self.factory = factory
@@ -145,17 +158,7 @@ class _CancellableHook:
         return StopIfCancelled(self.factory(config, dataset) if self.factory is not None else None)
 
 
-def run_on_worker(spec: RunSpec, job: RunJob) -> RunResult:
-    """One run as a Dask task: its share of the machine's threads, a dead earlier attempt's run ended."""
-    from dataclasses import replace
-
-    if spec.config.threads is None:
-        spec = replace(spec, config=replace(spec.config, threads=worker_threads()))
-    data = job.data(spec.config) if job.data is not None else _worker_dataset[0]
-    config_hash = spec.config.config_hash(data.content_hash())
-    tracking.kill_running_children(job.parent_run_id, "its worker died", config_hash=config_hash)
-    job = replace(job, epoch_hook=_CancellableHook(job.epoch_hook))
-    try:
-        return run_one(spec, job, data)
-    except StopRequested as stop:
-        return RunResult(spec, FAILED, reason=f"killed: {stop.reason}")
+def cluster_slots(client: Any) -> int:
+    """How many tasks the Dask ``client``'s workers run at once (their threads; at least one)."""
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return max(1, sum(int(w.get("nthreads", 1)) for w in workers))

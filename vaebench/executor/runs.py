@@ -12,14 +12,15 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.executor.owners import process_owner
-from vaebench.executor.tasks import run_tasks
+from vaebench.executor.ledger import Ledger, process_owner
+from vaebench.executor.stopping import StopRequested
+from vaebench.executor.tasks import Tasks, open_tasks
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -100,8 +101,16 @@ def reuse_finished(
 _worker_dataset: list[Dataset] = []
 
 
-def _init_run_worker(tracking_uri: str, experiment: str, dataset: Dataset | None) -> None:
-    tracking.configure(tracking_uri, experiment)
+def worker_dataset() -> Dataset:
+    """The dataset this worker was started with (:func:`init_worker_state`)."""
+    return _worker_dataset[0]
+
+
+def init_worker_state(tracking_uri: str | None, experiment: str, dataset: Dataset | None) -> None:
+    """What a worker that runs runs or trials starts with: MLflow pointed at the store (not in this process,
+    ``tracking_uri`` None: it is, and under ``mlflow run`` at the project's experiment), and the dataset."""
+    if tracking_uri is not None:
+        tracking.configure(tracking_uri, experiment)
     if dataset is not None:
         _worker_dataset[:] = [dataset]
 
@@ -137,6 +146,23 @@ def run_one(spec: RunSpec, job: RunJob, dataset: Dataset | None = None) -> RunRe
     return RunResult(spec, FINISHED, run_id=run_id, metrics=metrics)
 
 
+def run_on_worker(spec: RunSpec, job: RunJob) -> RunResult:
+    """One run as a Dask task: its share of the machine's threads, a dead earlier attempt's run ended, and
+    the run ended KILLED once its client went away."""
+    from vaebench.executor.cluster import CancellableHook, worker_threads
+
+    if spec.config.threads is None:
+        spec = replace(spec, config=replace(spec.config, threads=worker_threads()))
+    data = job.data(spec.config) if job.data is not None else _worker_dataset[0]
+    config_hash = spec.config.config_hash(data.content_hash())
+    Ledger.close_lost_attempts(job.parent_run_id, config_hash=config_hash)
+    job = replace(job, epoch_hook=CancellableHook(job.epoch_hook))
+    try:
+        return run_one(spec, job, data)
+    except StopRequested as stop:
+        return RunResult(spec, FAILED, reason=f"killed: {stop.reason}")
+
+
 def execute(
     specs: Sequence[RunSpec],
     job: RunJob,
@@ -154,31 +180,44 @@ def execute(
     ``dataset`` (if given) is what every run trains on, sent once to each worker; otherwise each run's
     dataset comes from ``job.data``. A run whose workers kept dying is a failed result with the reason.
     """
-    if cluster is None and (jobs == 1 or len(specs) <= 1):
-        for spec in specs:
-            yield run_one(spec, job, dataset)
+    if not specs:
         return
-    if cluster is not None:
-        from vaebench.executor.cluster import run_on_worker as task
-    else:
-        task = run_one
 
     def restarted(message: str) -> None:
         # Between two local pools no worker runs: what is still RUNNING was a lost attempt's.
-        tracking.kill_running_children(job.parent_run_id, "its worker died")
+        Ledger.close_lost_attempts(job.parent_run_id)
         if on_retry is not None:
             on_retry(message)
 
-    outcomes = run_tasks(
-        task,
-        [(spec, job) for spec in specs],
-        jobs=jobs,
-        cluster=cluster,
-        initializer=_init_run_worker,
-        initargs=(tracking_uri, experiment, dataset),
-        on_retry=restarted,
+    in_process = cluster is None and (jobs == 1 or len(specs) <= 1)
+    workers = open_run_workers(
+        min(jobs, len(specs)), cluster, in_process, tracking_uri, experiment, dataset, restarted
     )
-    with contextlib.closing(outcomes):
-        for outcome in outcomes:
+    with workers as tasks:
+        for index, spec in enumerate(specs):
+            tasks.submit(index, run_on_worker if cluster is not None else run_one, spec, job)
+        while len(tasks):
+            outcome = tasks.next_done()
             spec = specs[outcome.index]
             yield outcome.value if outcome.ok else RunResult(spec, FAILED, reason=outcome.error or "")
+
+
+def open_run_workers(
+    jobs: int,
+    cluster: Any,
+    in_process: bool,
+    tracking_uri: str,
+    experiment: str,
+    dataset: Dataset | None,
+    on_retry: Callable[[str], None] | None = None,
+) -> contextlib.AbstractContextManager[Tasks]:
+    """Workers (:func:`~vaebench.executor.tasks.open_tasks`) for runs or trials: each started with MLflow
+    pointed at ``tracking_uri`` and ``experiment`` and holding ``dataset`` (:func:`worker_dataset`)."""
+    return open_tasks(
+        jobs=jobs,
+        cluster=cluster,
+        in_process=in_process,
+        initializer=init_worker_state,
+        initargs=(None if in_process else tracking_uri, experiment, dataset),
+        on_retry=on_retry,
+    )

@@ -21,8 +21,7 @@ from vaebench.config import RunConfig
 from vaebench.data import Dataset
 from vaebench.data.source import resolved_path
 from vaebench.errors import VaebenchError
-from vaebench.executor.claims import Claims, claim_points, claims_url
-from vaebench.executor.owners import owner_alive, process_owner
+from vaebench.executor.ledger import Claims, Ledger, claim_points
 from vaebench.executor.runs import (
     RunJob,
     RunResult,
@@ -184,13 +183,6 @@ PointResult = RunResult
 HELD = "held"
 
 
-def _parent_is_dead(tags: dict[str, str]) -> bool:
-    """Whether a RUNNING suite parent belongs to a process that is gone (on this machine, by its pid and
-    start time; elsewhere its points' claims expire instead)."""
-    owner = tags.get("run_owner")
-    return owner is None or owner_alive(owner) is False
-
-
 @dataclass
 class SuiteResult:
     parent_run_id: str
@@ -254,7 +246,8 @@ def run_suite(
     for config in grid:
         config.check_against(dataset.n_cells, dataset.n_genes)
     uri = tracking.configure(tracking_uri, experiment)
-    claims = Claims(claims_url(claims_db, uri), process_owner())
+    ledger = Ledger(experiment)
+    claims = ledger.claims(claims_db, uri)
     with contextlib.ExitStack() as stack:
         client = None
         if cluster is not None:
@@ -262,25 +255,28 @@ def run_suite(
 
             client = stack.enter_context(connect(cluster))
         stack.enter_context(claims.renewing())
-        return _run_suite(
-            suite, grid, dataset, experiment, uri, jobs, force, on_progress, after_runs, client, claims
-        )
+        plan = _plan(suite, grid, dataset.content_hash(), ledger, claims, force)
+        return _run_suite(suite, plan, experiment, uri, jobs, on_progress, after_runs, client, claims)
 
 
-def _run_suite(
-    suite: Suite,
-    grid: list[RunConfig],
-    dataset: Dataset,
-    experiment: str,
-    uri: str,
-    jobs: int,
-    force: bool,
-    on_progress: ProgressHook | None,
-    after_runs: Callable[[tracking.RunHandle, list[RunResult]], None] | None,
-    client: Any,
-    claims: Claims,
-) -> SuiteResult:
-    data_hash = dataset.content_hash()
+@dataclass
+class _Plan:
+    """A suite's points sorted out before it runs: those this invocation runs (it holds their claims),
+    those already FINISHED, and those another live invocation holds."""
+
+    grid: list[RunConfig]
+    data_hash: str
+    scope: str
+    todo: list[RunSpec]
+    skipped: list[RunResult]
+    held: list[RunResult]
+
+
+def _plan(
+    suite: Suite, grid: list[RunConfig], data_hash: str, ledger: Ledger, claims: Claims, force: bool
+) -> _Plan:
+    """Claim the points not FINISHED yet, and end KILLED what a killed invocation left RUNNING of them."""
+    experiment = ledger.experiment
     hashes = {config.config_hash(data_hash): config for config in grid}
     specs = [RunSpec(config, key=config_hash) for config_hash, config in hashes.items()]
     todo, skipped = (specs, []) if force else reuse_finished(specs, data_hash, experiment)
@@ -291,15 +287,28 @@ def _run_suite(
     if not force:  # a point another invocation finished before this one held its claim is done
         todo, finished_meanwhile = reuse_finished(todo, data_hash, experiment)
         skipped += finished_meanwhile
-    tracking.mark_stale_runs_killed(experiment, suite.name, mine, _parent_is_dead)
+    ledger.close_stale_suite_runs(suite.name, mine)
+    return _Plan(grid, data_hash, scope, todo, skipped, held)
+
+
+def _run_suite(
+    suite: Suite,
+    plan: _Plan,
+    experiment: str,
+    uri: str,
+    jobs: int,
+    on_progress: ProgressHook | None,
+    after_runs: Callable[[tracking.RunHandle, list[RunResult]], None] | None,
+    client: Any,
+    claims: Claims,
+) -> SuiteResult:
     # On a cluster each worker divides its own machine's cores (vaebench.executor.cluster).
     threads = threads_per_job(jobs) if client is None else None
-
     parent_tags = {
         "suite": suite.name,
         "vaebench.role": "suite",
         "jobs": jobs,
-        "grid_points": len(grid),
+        "grid_points": len(plan.grid),
         "run_owner": claims.owner,
     }
     if client is not None:
@@ -309,50 +318,54 @@ def _run_suite(
         parent.log_params(
             {
                 "suite.name": suite.name,
-                "suite.dataset_hash": data_hash,
-                "suite.grid_points": len(grid),
+                "suite.dataset_hash": plan.data_hash,
+                "suite.grid_points": len(plan.grid),
                 "suite.jobs": jobs,
                 "suite.threads_per_job": threads,
             }
         )
         child_tags = {"suite": suite.name, "suite_parent": parent.run_id}
         todo = [
-            RunSpec(replace(s.config, threads=s.config.threads or threads), child_tags, s.key) for s in todo
+            RunSpec(replace(s.config, threads=s.config.threads or threads), child_tags, s.key)
+            for s in plan.todo
         ]
         todo.sort(key=expected_cost, reverse=True)
         job = RunJob(parent.run_id, data=dataset_of)
-        results = [*skipped, *held]
-        total = len(todo)
+        results = [*plan.skipped, *plan.held]
         runs = execute(todo, job, jobs=jobs, tracking_uri=uri, experiment=experiment, cluster=client)
         with contextlib.closing(runs):
             for done, result in enumerate(runs, start=1):
-                claims.release(scope, result.spec.key)
+                claims.release(plan.scope, result.spec.key)
                 results.append(result)
                 if on_progress is not None:
-                    on_progress(done, total, f"{point_label(result.config)}: {result.status}")
-        grid_record = [
-            {
-                "model": r.config.model,
-                "beta": r.config.beta,
-                "seed": r.config.seed,
-                "status": r.status,
-                "run_id": r.run_id,
-                "reason": r.reason,
-            }
-            for r in results
-        ]
-        parent.log_dict({"points": grid_record}, "suite/grid.json")
-        n_failed = sum(r.status == "failed" for r in results)
-        parent.log_metrics(
-            {
-                "suite.finished": sum(r.status == "finished" for r in results),
-                "suite.skipped": len(skipped),
-                "suite.held_elsewhere": len(held),
-                "suite.failed": n_failed,
-            }
-        )
-        parent.set_tags({"suite_run_ids": ",".join(r.run_id for r in results if r.run_id)[:5000]})
+                    on_progress(done, len(todo), f"{point_label(result.config)}: {result.status}")
+        _log_points(parent, plan, results)
         # An invocation that left every point to another one has nothing of its own to report on.
         if after_runs is not None and any(r.status in ("finished", "skipped") for r in results):
             after_runs(parent, results)  # the records of the report (vaebench.sets.report)
         return SuiteResult(parent.run_id, results)
+
+
+def _log_points(parent: tracking.RunHandle, plan: _Plan, results: list[RunResult]) -> None:
+    """What became of every point, on the suite's parent run."""
+    grid_record = [
+        {
+            "model": r.config.model,
+            "beta": r.config.beta,
+            "seed": r.config.seed,
+            "status": r.status,
+            "run_id": r.run_id,
+            "reason": r.reason,
+        }
+        for r in results
+    ]
+    parent.log_dict({"points": grid_record}, "suite/grid.json")
+    parent.log_metrics(
+        {
+            "suite.finished": sum(r.status == "finished" for r in results),
+            "suite.skipped": len(plan.skipped),
+            "suite.held_elsewhere": len(plan.held),
+            "suite.failed": sum(r.status == "failed" for r in results),
+        }
+    )
+    parent.set_tags({"suite_run_ids": ",".join(r.run_id for r in results if r.run_id)[:5000]})

@@ -30,7 +30,6 @@ from mlflow.tracking import MlflowClient
 
 from vaebench import __version__
 from vaebench.errors import VaebenchError
-from vaebench.executor.stopping import stop_reason
 
 FAILED, FINISHED, KILLED = "FAILED", "FINISHED", "KILLED"
 _MAX_PARAM_LENGTH = 6000
@@ -290,7 +289,8 @@ def start_run(
     try:
         yield handle
     except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM/SIGHUP (StopRequested)
-        reason = stop_reason(error)
+        # A stop signal's KeyboardInterrupt (vaebench.executor.stopping.StopRequested) names its reason.
+        reason = getattr(error, "reason", None) or "interrupted (Ctrl-C)"
         with contextlib.suppress(Exception):
             MlflowClient().set_tag(handle.run_id, "failure_reason", reason)
             kill_running_children(handle.run_id, reason)
@@ -361,32 +361,6 @@ def finished_runs_by_tag(
         if value in wanted:
             found.setdefault(value, run.info.run_id)
     return found
-
-
-def mark_stale_runs_killed(
-    experiment: str,
-    suite: str,
-    config_hashes: Sequence[str],
-    parent_is_dead: Callable[[dict[str, str]], bool] = lambda tags: True,
-) -> list[str]:
-    """End as KILLED the RUNNING runs a killed earlier invocation of ``suite`` left behind.
-
-    These are its children for ``config_hashes`` (the points this invocation now holds the claims of, so
-    no live invocation runs them) and the suite's parents still RUNNING whose tags ``parent_is_dead`` says
-    belong to a process that is gone.
-    """
-    wanted = set(config_hashes)
-    stale = [
-        run
-        for run in _search(experiment, f"attributes.status = 'RUNNING' AND tags.suite = '{suite}'")
-        if (run.data.tags.get("vaebench.role") == "suite" and parent_is_dead(dict(run.data.tags)))
-        or (run.data.tags.get("vaebench.role") != "suite" and run.data.tags.get("config_hash") in wanted)
-    ]
-    client = MlflowClient()
-    for run in stale:
-        client.set_tag(run.info.run_id, "failure_reason", "its invocation was killed")
-        client.set_terminated(run.info.run_id, status=KILLED)
-    return [run.info.run_id for run in stale]
 
 
 def runs_frame(runs: Sequence[Any]) -> pd.DataFrame:

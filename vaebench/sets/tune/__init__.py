@@ -17,21 +17,31 @@ therefore tunes on one annotation (``tune_label_key``) and reports on another (`
 to use the same one for both, and re-trains the chosen configuration(s) on fresh seeds
 (:data:`EVAL_SEED_START` onwards, never the tuning seed) before it reports a number.
 
-Studies live in an Optuna RDB storage (SQLite by default) and continue where they stopped: ``trials`` is
-a total for the study, and trials left RUNNING by a killed process are failed and retried (at once when
-the process ran on this machine and is gone, else after the storage's heartbeat grace period).
+Trials run by ask-and-tell: the parent process asks Optuna for a trial, the executor runs it as a task
+like a suite's point (in this process, in ``--jobs N`` worker processes, or on a Dask cluster), and the
+parent tells the study its outcome. Studies live in an Optuna RDB storage (SQLite by default) and continue
+where they stopped: ``trials`` is a total for the study, and trials left RUNNING by a killed process are
+failed and retried (at once when the process ran on this machine and is gone, else after the storage's
+heartbeat grace period).
 
 The package, one job per module: :mod:`~vaebench.sets.tune.settings` (the constants and :class:`TuneSettings`),
 :mod:`~vaebench.sets.tune.space` (registry tuples as Optuna distributions), :mod:`~vaebench.sets.tune.storage` (the
-RDB storage, sampler, pruner and the processes that own trials), :mod:`~vaebench.sets.tune.objective` (one
-trial, and the pruning hook), :mod:`~vaebench.sets.tune.workers` (spawned worker processes),
+RDB storage, sampler, pruner and the recovery of dead trials), :mod:`~vaebench.sets.tune.objective` (one
+trial in its worker, and the pruning hook), :mod:`~vaebench.sets.tune.trials` (ask-and-tell in the parent),
 :mod:`~vaebench.sets.tune.results` (what a study found), :mod:`~vaebench.sets.tune.evaluation` (the fresh-seed
 evaluation), :mod:`~vaebench.sets.tune.figures` (the study's figures) and :mod:`~vaebench.sets.tune.study`
 (:func:`tune` itself). Everything callers use is re-exported here.
 """
 
-from vaebench.executor.owners import owner_alive, process_owner
-from vaebench.sets.tune.objective import EpochGuard, TrialObjective, collapsed, intermediate_score
+from vaebench.executor.ledger import owner_alive, process_owner
+from vaebench.sets.tune.objective import (
+    EpochGuard,
+    TrialOutcome,
+    TrialTask,
+    collapsed,
+    intermediate_score,
+    run_trial,
+)
 from vaebench.sets.tune.results import (
     Comparison,
     PointEvaluation,
@@ -85,8 +95,9 @@ __all__ = [
     "EpochGuard",
     "EventHook",
     "PointEvaluation",
-    "TrialObjective",
+    "TrialOutcome",
     "TrialSummary",
+    "TrialTask",
     "TuneResult",
     "TuneSettings",
     "base_config",
@@ -111,6 +122,7 @@ __all__ = [
     "protocol_metrics",
     "recover_dead_trials",
     "redact",
+    "run_trial",
     "search_space",
     "settable_names",
     "suggest",

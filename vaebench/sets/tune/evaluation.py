@@ -18,18 +18,24 @@ from optuna.trial import FrozenTrial
 
 from vaebench import tracking
 from vaebench.config import RunConfig
-from vaebench.executor.owners import process_owner
+from vaebench.executor.ledger import process_owner
 from vaebench.executor.runs import FAILED, RunJob, RunSpec, execute, reuse_finished, threads_per_job
+from vaebench.sets.tune.objective import divergence_guard
 from vaebench.sets.tune.results import PointEvaluation, TuneResult, compare, summary_markdown
 from vaebench.sets.tune.settings import PROTOCOL_METRICS, EventHook, TuneSettings
 from vaebench.sets.tune.space import config_for
-from vaebench.sets.tune.workers import divergence_guard
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
+    from vaebench.executor.runs import RunResult
 
 
-def _evaluate(
+Point = tuple[str, "int | None", RunConfig, dict[str, Any]]
+"""An evaluated configuration: its entry name, its trial's number (None: the baseline), its configuration
+on the evaluation labels, and the tags that say which it is."""
+
+
+def evaluate(
     parent: tracking.RunHandle,
     settings: TuneSettings,
     base: RunConfig,
@@ -42,12 +48,53 @@ def _evaluate(
     client: Any = None,
 ) -> None:
     """Re-train each best configuration (and the baseline) on the fresh seeds, scored on the eval labels,
-    here or on the Dask ``client``'s workers."""
+    as runs of the executor (here, in ``jobs`` processes, or on the Dask ``client``'s workers)."""
     suite = f"tune:{settings.study_name}"
-    label = settings.eval_label_key
+    points = _points(settings, base, best)
+    data_hash = eval_data.content_hash()
+    done = tracking.experiment_runs(experiment, f"tags.suite = '{suite}'")
     # On a cluster each worker divides its own machine's cores (vaebench.executor.cluster).
     threads = threads_per_job(settings.jobs) if client is None else None
-    points: list[tuple[str, int | None, RunConfig, dict[str, Any]]] = []
+    specs = _specs(points, settings, parent.run_id, suite, threads)
+    # The baseline is not tuned: a finished run of the same configuration (the data's hash included) from
+    # another study's evaluation is the same run, so studies of several models share it.
+    reuse_from = [f"tags.suite = '{suite}'"] + (["tags.baseline = 'true'"] if settings.baseline else [])
+    todo, runs = reuse_finished(specs, data_hash, experiment, reuse_from, with_metrics=True)
+    if runs:
+        emit(f"Reusing {len(runs)} finished evaluation run(s) (this study's, or the baseline's of another).")
+    what = f"{len(best)} tuned configuration(s)" + (f" and {settings.baseline}" if settings.baseline else "")
+    emit(
+        f"Evaluating {what} on fresh seeds {settings.eval_seeds} with labels {settings.eval_label_key!r}: "
+        f"{len(todo)} run(s) to train."
+    )
+    job = RunJob(parent.run_id, epoch_hook=divergence_guard)
+    evaluated = execute(
+        todo, job, jobs=settings.jobs, tracking_uri=uri, experiment=experiment, dataset=eval_data,
+        cluster=client, on_retry=emit,
+    )  # fmt: skip
+    with contextlib.closing(evaluated):
+        for run in evaluated:
+            runs.append(run)
+            emit(
+                f"evaluated {points[run.spec.key][0]} seed {run.config.seed}: "
+                + (run.reason or _score_line(run.metrics, settings.objective))
+            )
+    evaluations = _collect(points, runs, settings.eval_label_key or "")
+    _retire_superseded(done, {spec.config.config_hash(data_hash) for spec in specs})
+    if settings.baseline is not None:
+        result.baseline = evaluations.pop()
+    result.evaluations = evaluations
+    compared = list(dict.fromkeys([settings.objective, *PROTOCOL_METRICS]))
+    if result.baseline is not None:
+        for point in evaluations:
+            result.comparisons.extend(compare(point, result.baseline, compared))
+    _log_evaluation_summary(parent, settings, result)
+
+
+def _points(settings: TuneSettings, base: RunConfig, best: list[FrozenTrial]) -> list[Point]:
+    """The best configuration(s), and the baseline, on the evaluation labels."""
+    label = settings.eval_label_key
+    points: list[Point] = []
     for trial in best:
         entry = (
             f"{settings.model} (tuned)"
@@ -59,55 +106,38 @@ def _evaluate(
     if settings.baseline is not None:
         config = replace(base, model=settings.baseline, label_key=label).validate()
         points.append((settings.baseline, None, config, {"tuned": "false", "baseline": "true"}))
-    data_hash = eval_data.content_hash()
-    done = tracking.experiment_runs(experiment, f"tags.suite = '{suite}'")
+    return points
+
+
+def _specs(
+    points: list[Point], settings: TuneSettings, parent_run_id: str, suite: str, threads: int | None
+) -> list[RunSpec]:
+    """One run per point and fresh seed, keyed by the point's index."""
     specs: list[RunSpec] = []
-    evaluations: list[PointEvaluation] = []
-    for index, (entry, number, config, extra) in enumerate(points):
-        evaluations.append(PointEvaluation(entry, number, config.params(), label or "", [], [], {}))
+    for index, (entry, _number, config, extra) in enumerate(points):
         for seed in settings.eval_seeds:
             seeded = replace(config, seed=seed, threads=config.threads or threads)
             tags = {
                 "suite": suite,
-                "suite_parent": parent.run_id,
+                "suite_parent": parent_run_id,
                 "entry": entry,
                 "vaebench.role": "tune-eval",
                 "study": settings.study_name,
-                "tune_parent": parent.run_id,
-                "eval_label_key": label,
+                "tune_parent": parent_run_id,
+                "eval_label_key": settings.eval_label_key,
                 "tune_owner": process_owner(),
                 **extra,
             }
             specs.append(RunSpec(seeded, tags, key=index))
-    # The baseline is not tuned: a finished run of the same configuration (the data's hash included) from
-    # another study's evaluation is the same run, so studies of several models share it.
-    reuse_from = [f"tags.suite = '{suite}'"] + (["tags.baseline = 'true'"] if settings.baseline else [])
-    todo, runs = reuse_finished(specs, data_hash, experiment, reuse_from, with_metrics=True)
-    if runs:
-        emit(f"Reusing {len(runs)} finished evaluation run(s) (this study's, or the baseline's of another).")
-    what = f"{len(best)} tuned configuration(s)" + (f" and {settings.baseline}" if settings.baseline else "")
-    emit(
-        f"Evaluating {what} on fresh seeds {settings.eval_seeds} with labels {label!r}: "
-        f"{len(todo)} run(s) to train."
-    )
-    job = RunJob(parent.run_id, epoch_hook=divergence_guard)
-    evaluated = execute(
-        todo,
-        job,
-        jobs=settings.jobs,
-        tracking_uri=uri,
-        experiment=experiment,
-        dataset=eval_data,
-        cluster=client,
-        on_retry=emit,
-    )
-    with contextlib.closing(evaluated):
-        for run in evaluated:
-            runs.append(run)
-            emit(
-                f"evaluated {points[run.spec.key][0]} seed {run.config.seed}: "
-                + (run.reason or _score_line(run.metrics, settings.objective))
-            )
+    return specs
+
+
+def _collect(points: list[Point], runs: list[RunResult], label: str) -> list[PointEvaluation]:
+    """Each point's scores per seed (and the seeds that failed, with their reasons)."""
+    evaluations = [
+        PointEvaluation(entry, number, config.params(), label, [], [], {})
+        for entry, number, config, _extra in points
+    ]
     for run in sorted(runs, key=lambda r: (r.spec.key, r.config.seed)):
         point = evaluations[run.spec.key]
         if run.status == FAILED:
@@ -117,15 +147,7 @@ def _evaluate(
         point.run_ids.append(run.run_id)
         for name, value in run.metrics.items():
             point.per_seed.setdefault(name, []).append(value)
-    _retire_superseded(done, {spec.config.config_hash(data_hash) for spec in specs})
-    if settings.baseline is not None:
-        result.baseline = evaluations.pop()
-    result.evaluations = evaluations
-    compared = list(dict.fromkeys([settings.objective, *PROTOCOL_METRICS]))
-    if result.baseline is not None:
-        for point in evaluations:
-            result.comparisons.extend(compare(point, result.baseline, compared))
-    _log_evaluation_summary(parent, settings, result)
+    return evaluations
 
 
 def _retire_superseded(done: Any, current: set[str]) -> None:

@@ -2,29 +2,31 @@
 
 :func:`intermediate_score` is the cheap stand-in for the objective that the pruner sees every few epochs;
 :class:`EpochGuard` is the training loop's ``on_epoch`` hook that reports it, and that refuses a latent code
-which diverged or collapsed; :class:`TrialObjective` is what ``study.optimize`` calls, and gives the trial's
-MLflow run its final status and ``trial_state`` tag whatever happens.
+which diverged or collapsed; :func:`run_trial` runs one trial the parent asked (a :class:`TrialTask`, as a
+task of the executor) and gives the trial's MLflow run its final status and ``trial_state`` tag whatever
+happens, returning a :class:`TrialOutcome` for the parent to tell the study.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread
 
 from vaebench import tracking
+from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.executor.owners import process_owner
-from vaebench.sets.tune.settings import CPU_OBJECTIVE, TuneSettings, base_config, search_space
-from vaebench.sets.tune.space import config_for, suggest
-from vaebench.sets.tune.storage import _FAILURE_ATTR, _OWNER_ATTR, _PARENT_ATTR, RUN_ID_ATTR
+from vaebench.executor.ledger import StopRequested, process_owner
+from vaebench.executor.runs import worker_dataset
+from vaebench.sets.tune.settings import CPU_OBJECTIVE, DEFAULT_OBJECTIVE, TuneSettings, base_config
+from vaebench.sets.tune.storage import _OWNER_ATTR, RUN_ID_ATTR, make_pruner, open_storage
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from vaebench.data import Dataset
     from vaebench.runner import EpochHook, LatentProbe
 
@@ -104,126 +106,174 @@ class EpochGuard:
             )
 
 
-class TrialObjective:
-    """One Optuna trial = one nested MLflow run of :func:`vaebench.runner.run_and_log` on the tuning labels."""
+@dataclass(frozen=True)
+class TrialTask:
+    """One trial as a task of the executor: the configuration the parent built from Optuna's suggestion,
+    and what the worker needs to report to the trial in the shared storage."""
+
+    settings: TuneSettings
+    trial_id: int
+    number: int
+    config: RunConfig
+    parent_run_id: str
+    asked_by: str  # the owner of the process that asked the trial (and will tell its outcome)
+
+
+@dataclass
+class TrialOutcome:
+    """What became of a trial, for the parent to tell the study: ``COMPLETE`` with its ``values``,
+    ``PRUNED`` at epoch ``pruned_at``, ``FAIL`` with a sentence (it counts), or ``LOST`` (its worker died:
+    it does not count)."""
+
+    state: str
+    values: tuple[float, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    pruned_at: int | None = None
+
+
+def trial_base(settings: TuneSettings, threads: int | None) -> RunConfig:
+    """The configuration every trial starts from: ``threads`` each, and no 3-d t-SNE (it enters no score,
+    only a figure) unless ``--set tsne_3d=true``."""
+    base = base_config(settings)
+    tsne_3d = base.tsne_3d if "tsne_3d" in settings.fixed else False
+    return replace(base, threads=base.threads or threads, tsne_3d=tsne_3d)
+
+
+def run_trial_on_cluster(task: TrialTask) -> TrialOutcome:
+    """:func:`run_trial` as a Dask task: its share of the machine's cores, and a trial whose client went
+    away stops at its next epoch (its run ends KILLED)."""
+    from vaebench.executor.cluster import StopIfCancelled, worker_threads
+
+    if task.config.threads is None:
+        task = replace(task, config=replace(task.config, threads=worker_threads()))
+    try:
+        return run_trial(task, StopIfCancelled)
+    except StopRequested as stop:
+        return TrialOutcome("LOST", reason=f"killed: {stop.reason}")
+
+
+def run_trial(task: TrialTask, epoch_check: Callable[[EpochHook], EpochHook] | None = None) -> TrialOutcome:
+    """One trial in a worker (or in the parent, with one job): the nested MLflow run of
+    :func:`vaebench.runner.run_and_log` on the tuning labels, reporting to the trial in the storage so that
+    the pruner can stop it. ``epoch_check`` wraps the epoch hook (on Dask: stop once the client is gone)."""
+    settings = task.settings
+    storage = open_storage(settings)
+    try:
+        study = optuna.Study(
+            study_name=settings.study_name or "",
+            storage=storage,
+            sampler=optuna.samplers.RandomSampler(),  # the parent samples; this study only reports
+            pruner=make_pruner(settings),
+        )
+        trial = optuna.trial.Trial(study, task.trial_id)
+        if trial.user_attrs.get(_OWNER_ATTR, task.asked_by) != task.asked_by:
+            return _lost_attempt(trial)
+        trial.set_user_attr(_OWNER_ATTR, process_owner())
+        with get_heartbeat_thread(task.trial_id, storage):
+            return _TrialRun(task, trial, epoch_check).run()
+    finally:
+        storage.engine.dispose()
+
+
+def _lost_attempt(trial: optuna.Trial) -> TrialOutcome:
+    """The trial was started by a worker that died (this task is the executor's retry): end that attempt's
+    run KILLED and give the trial up; the parent asks another."""
+    run_id = trial.user_attrs.get(RUN_ID_ATTR)
+    if run_id:
+        tracking.close_run(
+            run_id, tracking.KILLED, {"trial_state": "FAIL", "failure_reason": "its worker died"}
+        )
+    return TrialOutcome("LOST", reason="its worker died")
+
+
+class _TrialRun:
+    """The MLflow run of one trial, given its final status and ``trial_state`` tag whatever happens."""
 
     def __init__(
-        self,
-        settings: TuneSettings,
-        dataset: Dataset,
-        parent_run_id: str,
-        experiment: str,
-        threads: int,
-        epoch_check: Callable[[EpochHook], EpochHook] | None = None,
+        self, task: TrialTask, trial: optuna.Trial, epoch_check: Callable[[EpochHook], EpochHook] | None
     ) -> None:
-        """``epoch_check`` wraps the trial's epoch hook (on a Dask worker: stop once the client is gone)."""
-        self.settings = settings
-        self.epoch_check = epoch_check
-        self.dataset = dataset.with_label_key(settings.tune_label_key or "")
-        self.parent_run_id = parent_run_id
-        self.experiment = experiment
-        self.space = search_space(settings)
-        base = base_config(settings)
-        # The 3-d t-SNE enters no score, only a figure: trials skip it unless --set tsne_3d=true.
-        tsne_3d = base.tsne_3d if "tsne_3d" in settings.fixed else False
-        self.base = replace(base, threads=base.threads or threads, tsne_3d=tsne_3d)
+        self.task, self.trial, self.epoch_check = task, trial, epoch_check
+        settings = task.settings
+        pruning = settings.pruning
+        self.hook = EpochGuard(
+            task.config.epochs,
+            worker_dataset(),
+            settings.objective,
+            task.config.seed,
+            trial=trial if pruning else None,
+            interval=(settings.pruning_interval or 1) if pruning else 0,
+        )
+        self.started: list[str] = []
 
-    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+    def record_run(self, run_id: str) -> None:
+        # Named in the trial as soon as it exists: a running trial links to its run in the MLflow UI.
+        self.started.append(run_id)
+        self.trial.set_user_attr(RUN_ID_ATTR, run_id)
+
+    def run(self) -> TrialOutcome:
         from vaebench.runner import run_and_log
 
-        owner = process_owner()
-        trial.set_user_attr(_OWNER_ATTR, owner)
-        trial.set_user_attr(_PARENT_ATTR, self.parent_run_id)
-        params = suggest(trial, self.space)
-        key = f"{self.parent_run_id}:{trial.number}"
+        task = self.task
         tags = {
             "vaebench.role": "tune-trial",
-            "study": self.settings.study_name,
-            "tune_parent": self.parent_run_id,
-            "tune_trial": key,
-            "trial_number": trial.number,
+            "study": task.settings.study_name,
+            "tune_parent": task.parent_run_id,
+            "tune_trial": f"{task.parent_run_id}:{task.number}",
+            "trial_number": task.number,
             "trial_state": "RUNNING",
-            "tune_owner": owner,
+            "tune_owner": process_owner(),
         }
-        hook = None
-        started: list[str] = []
-
-        def record_run(run_id: str) -> None:
-            # Named in the trial as soon as it exists: a running trial links to its run in the MLflow UI.
-            started.append(run_id)
-            trial.set_user_attr(RUN_ID_ATTR, run_id)
-
+        hook = self.epoch_check(self.hook) if self.epoch_check is not None else self.hook
         try:
-            config = config_for(self.base, params)
-            pruning = self.settings.pruning
-            hook = EpochGuard(
-                config.epochs,
-                self.dataset,
-                self.settings.objective,
-                config.seed,
-                trial=trial if pruning else None,
-                interval=(self.settings.pruning_interval or 1) if pruning else 0,
-            )
-            outcome, run_id = run_and_log(
-                config,
+            outcome, _run_id = run_and_log(
+                task.config,
                 tags=tags,
-                parent_run_id=self.parent_run_id,
-                on_epoch=self.epoch_check(hook) if self.epoch_check is not None else hook,
-                dataset=self.dataset,
-                on_start=record_run,
+                parent_run_id=task.parent_run_id,
+                on_epoch=hook,
+                dataset=self.hook.dataset,
+                on_start=self.record_run,
             )
         except optuna.TrialPruned:
-            self._close(
-                started,
-                tracking.KILLED,
-                "PRUNED",
-                hook,
-                trial,
-                pruned_at_epoch=hook.pruned_at if hook else "",
-            )
-            raise
-        except VaebenchError as error:
-            trial.set_user_attr(_FAILURE_ATTR, str(error))
-            self._close(started, tracking.FAILED, "FAIL", hook, trial)
-            raise
+            self.close(tracking.KILLED, "PRUNED", pruned_at_epoch=self.hook.pruned_at or "")
+            return TrialOutcome("PRUNED", pruned_at=self.hook.pruned_at)
         except KeyboardInterrupt:
-            self._close(started, tracking.KILLED, "FAIL", hook, trial)
+            self.close(tracking.KILLED, "FAIL")
             raise
-        except BaseException:
-            self._close(started, tracking.FAILED, "FAIL", hook, trial)
-            raise
-        metrics = outcome.metrics
-        value = float(metrics[self.settings.objective])
-        if not math.isfinite(value):
-            trial.set_user_attr(_FAILURE_ATTR, f"{self.settings.objective} was {value}")
-            self._close(started, tracking.FAILED, "FAIL", hook, trial)
-            raise VaebenchError(f"Trial {trial.number} scored {self.settings.objective} = {value}.")
-        trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items() if math.isfinite(v)})
-        handle = tracking.run_handle(run_id)
-        handle.set_tags({"trial_state": "COMPLETE"})
-        if hook is not None and hook.values:
-            for epoch, score in hook.values.items():
-                handle.log_metrics({"tune.intermediate": score}, step=epoch)
-        if self.settings.multi_objective:
-            return value, float(metrics[CPU_OBJECTIVE])
-        return value
+        except Exception as error:  # a bug in one trial must not stop the study; its run is FAILED
+            self.close(tracking.FAILED, "FAIL")
+            reason = str(error) if isinstance(error, VaebenchError) else f"{type(error).__name__}: {error}"
+            return TrialOutcome("FAIL", reason=reason)
+        return self.scored({k: float(v) for k, v in outcome.metrics.items()})
 
-    def _close(
-        self,
-        started: list[str],
-        status: str,
-        state: str,
-        hook: EpochGuard | None,
-        trial: optuna.Trial,
-        **tags: Any,
-    ) -> None:
-        """Give the trial's MLflow run (if it was opened) its final status and ``trial_state`` tag."""
-        if not started:
+    def scored(self, metrics: dict[str, float]) -> TrialOutcome:
+        settings = self.task.settings
+        value = metrics[settings.objective]
+        if not math.isfinite(value):
+            self.close(tracking.FAILED, "FAIL")
+            return TrialOutcome("FAIL", reason=f"{settings.objective} was {value}")
+        self.close(None, "COMPLETE")
+        values = (value, metrics[CPU_OBJECTIVE]) if settings.multi_objective else (value,)
+        finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
+        return TrialOutcome("COMPLETE", values=values, metrics=finite)
+
+    def close(self, status: str | None, state: str, **tags: Any) -> None:
+        """Give the trial's MLflow run (if it was opened) its final status (None: it has one) and
+        ``trial_state`` tag, and the intermediate scores the pruner saw."""
+        if not self.started:
             return
-        run_id = started[0]
-        remove = ("failure_reason",) if state == "PRUNED" else ()
-        tracking.close_run(run_id, status, {"trial_state": state, **tags}, remove_tags=remove)
-        if hook is not None and hook.values:
+        run_id = self.started[0]
+        if status is None:
+            tracking.run_handle(run_id).set_tags({"trial_state": state})
+        else:
+            remove = ("failure_reason",) if state == "PRUNED" else ()
+            tracking.close_run(run_id, status, {"trial_state": state, **tags}, remove_tags=remove)
+        if self.hook.values:
             handle = tracking.run_handle(run_id)
-            for epoch, score in hook.values.items():
+            for epoch, score in self.hook.values.items():
                 handle.log_metrics({"tune.intermediate": score}, step=epoch)
+
+
+def divergence_guard(config: RunConfig, dataset: Dataset) -> EpochGuard:
+    """Stops an evaluation run whose loss diverges (it ends FAILED with the epoch named)."""
+    return EpochGuard(config.epochs, dataset, DEFAULT_OBJECTIVE, config.seed)

@@ -19,9 +19,8 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
-from vaebench import tracking
 from vaebench.errors import VaebenchError
-from vaebench.executor.owners import owner_alive
+from vaebench.executor.ledger import Ledger, is_dead
 from vaebench.sets.tune.settings import TuneSettings
 
 # User attributes the study and its trials keep in the storage.
@@ -128,19 +127,23 @@ def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage | No
 
 
 def recover_dead_trials(study: optuna.Study, settings: TuneSettings) -> list[int]:
-    """Fail, and queue again, the RUNNING trials whose process on this machine is gone (a kill -9, a crash).
+    """Fail, and queue again, the RUNNING trials whose process on this machine is gone (a kill -9, a crash),
+    and those of processes elsewhere whose heartbeat stopped longer than the grace period ago.
 
-    Trials of processes on other machines are left to the storage's heartbeat. Returns the trial numbers.
+    Returns the numbers of the trials of this machine (the heartbeat's retries are Optuna's).
     """
     storage = study._storage
     study_id = storage.get_study_id_from_name(study.study_name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         retry = _RetryStaleTrial(max_retry=settings.max_retry)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # elsewhere: those whose heartbeat stopped, retried
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.user_attrs.get(_OWNER_ATTR)
-        if owner is None or owner_alive(owner) is not False:
+        if owner is None or not is_dead(owner):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         try:
@@ -157,40 +160,11 @@ def recover_dead_trials(study: optuna.Study, settings: TuneSettings) -> list[int
 
 def close_dead_runs(experiment: str, study_name: str) -> list[str]:
     """End as KILLED the MLflow runs of ``study_name`` left RUNNING by a process on this machine that is gone."""
-    closed = []
-    for run_id, tags in tracking.running_runs(experiment, f"tags.study = '{study_name}'"):
-        owner = tags.get("tune_owner")
-        if owner is None or owner_alive(owner) is not False:
-            continue
-        extra = {"trial_state": "FAIL"} if tags.get("vaebench.role") == "tune-trial" else {}
-        tracking.close_run(run_id, tracking.KILLED, {**extra, "failure_reason": "its process was killed"})
-        closed.append(run_id)
-    return closed
-
-
-def fail_orphaned_trials(study: optuna.Study, parent_run_id: str, experiment: str) -> list[int]:
-    """When none of this invocation's workers runs any more (its trial tasks have all ended, or a local pool
-    was replaced), fail the trials it left RUNNING and end their MLflow runs KILLED: their processes died,
-    on whichever machine. They do not count toward the total (the tasks that replaced them do).
-    Returns the trial numbers."""
-    storage = study._storage
-    study_id = storage.get_study_id_from_name(study.study_name)
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get(_PARENT_ATTR) != parent_run_id:
-            continue
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        try:
-            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                failed.append(trial.number)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    query = f"tags.tune_parent = '{parent_run_id}' AND tags.`vaebench.role` = 'tune-trial'"
-    for run_id, _tags in tracking.running_runs(experiment, query):
-        tracking.close_run(
-            run_id, tracking.KILLED, {"trial_state": "FAIL", "failure_reason": "its worker died"}
-        )
-    return failed
+    return Ledger(experiment).close_dead_runs(
+        f"tags.study = '{study_name}'",
+        "tune_owner",
+        extra_tags=lambda tags: {"trial_state": "FAIL"} if tags.get("vaebench.role") == "tune-trial" else {},
+    )
 
 
 def counted_trials(study: optuna.Study) -> int:

@@ -9,9 +9,8 @@ configuration(s) and the study's figures, and hands the best to the fresh-seed e
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,27 +20,25 @@ from optuna.trial import FrozenTrial, TrialState
 from vaebench import tracking
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.executor.owners import process_owner
+from vaebench.executor.ledger import process_owner
 from vaebench.executor.runs import threads_per_job
-from vaebench.executor.tasks import run_tasks
-from vaebench.sets.tune.evaluation import _evaluate
+from vaebench.sets.tune.evaluation import evaluate
 from vaebench.sets.tune.results import TrialSummary, TuneResult, best_trials
 from vaebench.sets.tune.settings import EventHook, TuneSettings, base_config, search_space
 from vaebench.sets.tune.space import config_for
 from vaebench.sets.tune.storage import (
     _DATA_HASH_ATTR,
-    _FAILURE_ATTR,
     RUN_ID_ATTR,
     close_dead_runs,
     counted_trials,
-    fail_orphaned_trials,
     make_pruner,
+    make_sampler,
     open_storage,
     open_study,
     recover_dead_trials,
     redact,
 )
-from vaebench.sets.tune.workers import _optimize, _worker_init, run_trial, run_trial_on_cluster
+from vaebench.sets.tune.trials import run_trials
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -73,6 +70,22 @@ def tune(
         return _tune(settings, data, experiment, tracking_uri, emit, client)
 
 
+@dataclass
+class _Study:
+    """One invocation's study: its settings, the data, where it logs, and its Dask client (if any)."""
+
+    settings: TuneSettings
+    data: Dataset
+    experiment: str
+    uri: str
+    emit: EventHook
+    client: Any
+
+    @property
+    def tune_data(self) -> Dataset:
+        return self.data.with_label_key(self.settings.tune_label_key or "")
+
+
 def _tune(
     settings: TuneSettings,
     data: Dataset,
@@ -81,111 +94,137 @@ def _tune(
     emit: EventHook,
     client: Any,
 ) -> TuneResult:
-    study_name = settings.study_name or ""
-    tune_data = data.with_label_key(settings.tune_label_key or "")
-    eval_data = data.with_label_key(settings.eval_label_key or "")
     base = base_config(settings)
     base.check_against(data.n_cells, data.n_genes)
     storage = open_storage(settings)
     study = open_study(settings, storage)
-    _check_data(study, tune_data)
     uri = tracking.configure(tracking_uri, experiment)
-
-    recovered = recover_dead_trials(study, settings)
-    if recovered:
-        emit(
-            f"Trial(s) {', '.join(map(str, recovered))} were left running by a killed process; they will be retried."
-        )
-    closed = close_dead_runs(experiment, study_name)
-    if closed:
-        emit(f"Marked {len(closed)} MLflow run(s) of a killed process as KILLED.")
+    run = _Study(settings, data, experiment, uri, emit, client)
+    _check_data(study, run.tune_data)
+    _recover(run, study)
     counted = counted_trials(study)
     missing = max(0, settings.trials - counted)
     emit(
-        f"Study {study_name!r}: {counted} trial(s) already counted of {settings.trials}; running {missing}"
+        f"Study {settings.study_name!r}: {counted} trial(s) already counted of {settings.trials}; running "
+        f"{missing}"
         + (f" in {settings.jobs} processes" if settings.jobs > 1 and missing > 1 and client is None else "")
         + (f" on the Dask cluster {settings.cluster}" if client is not None else "")
         + "."
     )
     threads = threads_per_job(min(settings.jobs, max(missing, 1)))
-    owner = process_owner()
-    parent_tags = {
+    with tracking.start_run(run_name=f"tune {settings.study_name}", tags=_parent_tags(run)) as parent:
+        _log_definition(parent, run, counted, threads)
+        if missing:
+            # A seeded sampler continues its stream: a continued study does not replay its first points.
+            already = len(study.get_trials(deepcopy=False))
+            if settings.sampler_seed is not None and already:
+                study.sampler = make_sampler(replace(settings, sampler_seed=settings.sampler_seed + already))
+            run_trials(
+                settings, study, run.tune_data, parent.run_id, experiment, uri, missing, threads, emit, client
+            )
+        return _conclude(parent, run, open_study(settings, storage), base, counted)
+
+
+def _recover(run: _Study, study: optuna.Study) -> None:
+    """Fail and retry the trials a killed process left RUNNING, and end its MLflow runs KILLED."""
+    recovered = recover_dead_trials(study, run.settings)
+    if recovered:
+        run.emit(
+            f"Trial(s) {', '.join(map(str, recovered))} were left running by a killed process; they will be "
+            "retried."
+        )
+    closed = close_dead_runs(run.experiment, run.settings.study_name or "")
+    if closed:
+        run.emit(f"Marked {len(closed)} MLflow run(s) of a killed process as KILLED.")
+
+
+def _parent_tags(run: _Study) -> dict[str, Any]:
+    settings = run.settings
+    return {
         "vaebench.role": "tune",
-        "study": study_name,
+        "study": settings.study_name,
         "model": settings.model,
         "dataset": settings.dataset_name,
         "objective": "+".join(settings.objectives),
         "tune_label_key": settings.tune_label_key,
         "eval_label_key": settings.eval_label_key,
         "optuna_storage": redact(settings.storage),
-        "tune_owner": owner,
-        **({"cluster": settings.cluster} if client is not None else {}),
+        "tune_owner": process_owner(),
+        **({"cluster": settings.cluster} if run.client is not None else {}),
     }
-    with tracking.start_run(run_name=f"tune {study_name}", tags=parent_tags) as parent:
-        parent.log_params(
-            {
-                "study": study_name,
-                "model": settings.model,
-                "dataset.name": tune_data.name,
-                "dataset.hash": tune_data.content_hash(),
-                "objective": settings.objective,
-                "multi_objective": settings.multi_objective,
-                "tune_label_key": settings.tune_label_key,
-                "eval_label_key": settings.eval_label_key,
-                "tuning_seed": settings.tuning_seed,
-                "eval_seeds": ",".join(map(str, settings.eval_seeds)),
-                "trials_total": settings.trials,
-                "trials_before": counted,
-                "jobs": settings.jobs,
-                "threads_per_job": threads,
-                "pruning_interval": settings.pruning_interval if settings.pruning else 0,
-                "pruner": type(make_pruner(settings)).__name__,
-                "sampler": "TPESampler",
-                "sampler_seed": settings.sampler_seed,
-                **{f"fixed.{k}": v for k, v in settings.fixed.items()},
-            }
+
+
+def _log_definition(parent: tracking.RunHandle, run: _Study, counted: int, threads: int) -> None:
+    settings, tune_data = run.settings, run.tune_data
+    parent.log_params(
+        {
+            "study": settings.study_name,
+            "model": settings.model,
+            "dataset.name": tune_data.name,
+            "dataset.hash": tune_data.content_hash(),
+            "objective": settings.objective,
+            "multi_objective": settings.multi_objective,
+            "tune_label_key": settings.tune_label_key,
+            "eval_label_key": settings.eval_label_key,
+            "tuning_seed": settings.tuning_seed,
+            "eval_seeds": ",".join(map(str, settings.eval_seeds)),
+            "trials_total": settings.trials,
+            "trials_before": counted,
+            "jobs": settings.jobs,
+            "threads_per_job": threads,
+            "pruning_interval": settings.pruning_interval if settings.pruning else 0,
+            "pruner": type(make_pruner(settings)).__name__,
+            "sampler": "TPESampler",
+            "sampler_seed": settings.sampler_seed,
+            **{f"fixed.{k}": v for k, v in settings.fixed.items()},
+        }
+    )
+    parent.log_dict(
+        {
+            **settings.definition(),
+            "search_space": {k: list(v) for k, v in search_space(settings).items()},
+        },
+        "tune/definition.json",
+    )
+
+
+def _conclude(
+    parent: tracking.RunHandle, run: _Study, study: optuna.Study, base: RunConfig, counted: int
+) -> TuneResult:
+    """Log what the study found, and evaluate its best configuration(s) on fresh seeds."""
+    settings = run.settings
+    states = _state_counts(study)
+    parent.log_metrics({f"tune.trials.{k.lower()}": v for k, v in states.items()})
+    parent.log_metrics({"tune.trials.counted": counted_trials(study)})
+    best = best_trials(study, settings.multi_objective)
+    result = TuneResult(
+        study_name=settings.study_name or "",
+        storage=redact(settings.storage),
+        parent_run_id=parent.run_id,
+        tracking_uri=run.uri,
+        experiment=run.experiment,
+        objectives=settings.objectives,
+        trials_total=settings.trials,
+        trials_run=counted_trials(study) - counted,
+        states=states,
+        best=[TrialSummary.of(t) for t in best],
+    )
+    _log_best(parent, settings, base, best, result)
+    _log_figures(parent, study, settings, result, run.emit)
+    if best and settings.evaluate_seeds:
+        eval_data = run.data.with_label_key(settings.eval_label_key or "")
+        evaluate(
+            parent, settings, base, best, eval_data, run.experiment, run.uri, result, run.emit, run.client
         )
-        parent.log_dict(
-            {
-                **settings.definition(),
-                "search_space": {k: list(v) for k, v in search_space(settings).items()},
-            },
-            "tune/definition.json",
+    elif not best:
+        result.notes.append("No trial completed, so there is no best configuration to evaluate.")
+    elif not settings.evaluate_seeds:
+        result.notes.append(
+            f"Not evaluated on fresh seeds: the best {settings.objective} is the tuning score on "
+            f"{settings.tune_label_key!r}, optimistic by construction."
         )
-        if missing:
-            _run_trials(
-                settings, study, tune_data, parent.run_id, experiment, uri, missing, threads, emit, client
-            )
-        study = open_study(settings, storage)
-        states = _state_counts(study)
-        parent.log_metrics({f"tune.trials.{k.lower()}": v for k, v in states.items()})
-        parent.log_metrics({"tune.trials.counted": counted_trials(study)})
-        best = best_trials(study, settings.multi_objective)
-        result = TuneResult(
-            study_name=study_name,
-            storage=redact(settings.storage),
-            parent_run_id=parent.run_id,
-            tracking_uri=uri,
-            experiment=experiment,
-            objectives=settings.objectives,
-            trials_total=settings.trials,
-            trials_run=counted_trials(study) - counted,
-            states=states,
-            best=[TrialSummary.of(t) for t in best],
-        )
-        _log_best(parent, settings, base, best, result)
-        _log_figures(parent, study, settings, result, emit)
-        if best and settings.evaluate_seeds:
-            _evaluate(parent, settings, base, best, eval_data, experiment, uri, result, emit, client)
-        elif not best:
-            result.notes.append("No trial completed, so there is no best configuration to evaluate.")
-        elif not settings.evaluate_seeds:
-            result.notes.append(
-                f"Not evaluated on fresh seeds: the best {settings.objective} is the tuning score on "
-                f"{settings.tune_label_key!r}, optimistic by construction."
-            )
-        parent.log_dict(_result_record(result), "tune/result.json")
-        return result
+    parent.log_dict(_result_record(result), "tune/result.json")
+    return result
 
 
 def _check_data(study: optuna.Study, dataset: Dataset) -> None:
@@ -221,85 +260,6 @@ def _state_counts(study: optuna.Study) -> dict[str, int]:
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
     return counts
-
-
-def _describe(trial: FrozenTrial, settings: TuneSettings) -> str:
-    if trial.state == TrialState.COMPLETE:
-        values = ", ".join(f"{n}={v:.4g}" for n, v in zip(settings.objectives, trial.values, strict=True))
-        what = f"COMPLETE {values}"
-    elif trial.state == TrialState.PRUNED:
-        last = trial.last_step
-        what = f"PRUNED at epoch {last}" if last is not None else "PRUNED"
-    else:
-        what = f"{trial.state.name}" + (
-            f": {trial.user_attrs[_FAILURE_ATTR]}" if _FAILURE_ATTR in trial.user_attrs else ""
-        )
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
-    return f"trial {trial.number} {what} ({params})"
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _run_trials(
-    settings: TuneSettings,
-    study: optuna.Study,
-    dataset: Dataset,
-    parent_run_id: str,
-    experiment: str,
-    uri: str,
-    missing: int,
-    threads: int,
-    emit: EventHook,
-    client: Any = None,
-) -> None:
-    """Run ``missing`` trials in this process, or each as a task of the executor: in ``jobs`` spawned
-    processes, or on the Dask ``client``'s workers, all on the same storage."""
-
-    def report(study: optuna.Study, trial: FrozenTrial) -> None:
-        emit(_describe(trial, settings))
-
-    jobs = min(settings.jobs, missing)
-    if jobs == 1 and client is None:
-        _optimize(settings, dataset, parent_run_id, experiment, missing, settings.timeout, threads, [report])
-        return
-    deadline = None if settings.timeout is None else time.time() + settings.timeout
-    if client is None:
-        task, items = run_trial, [(settings, parent_run_id, deadline, threads, i) for i in range(missing)]
-    else:
-        task, items = run_trial_on_cluster, [(settings, parent_run_id, deadline, i) for i in range(missing)]
-    seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-
-    def report_new() -> None:
-        for trial in study.get_trials(deepcopy=False):
-            if trial.state.is_finished() and trial.number not in seen:
-                seen.add(trial.number)
-                emit(_describe(trial, settings))
-
-    def restarted(message: str) -> None:
-        emit(message)
-        fail_orphaned_trials(study, parent_run_id, experiment)
-
-    outcomes = run_tasks(
-        task,
-        items,
-        jobs=jobs,
-        cluster=client,
-        initializer=_worker_init,
-        initargs=(uri, experiment, optuna.logging.get_verbosity(), dataset),
-        on_retry=restarted,
-    )
-    with contextlib.closing(outcomes):
-        for outcome in outcomes:
-            report_new()
-            if not outcome.ok:
-                emit(f"A trial task ended without a trial: {outcome.error}")
-    # Every task has ended: a trial of this invocation still RUNNING lost its worker (on any machine).
-    orphans = fail_orphaned_trials(study, parent_run_id, experiment)
-    if orphans:
-        emit(f"Trial(s) {', '.join(map(str, orphans))} lost their worker; marked FAIL (not counted).")
-    report_new()
 
 
 def _log_best(
