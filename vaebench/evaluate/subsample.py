@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from vaebench.config.parts import DEFAULT_TSNE_CELLS
 from vaebench.data.matrix import dense_rows as matrix_rows
 
-DEFAULT_TSNE_CELLS = 10_000
 SILHOUETTE_CELLS = 10_000
 TSNE3D_CELLS = 3_000
 
