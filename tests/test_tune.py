@@ -20,9 +20,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from vaebench.sets import tune as tuning
 from vaebench.data import Dataset
 from vaebench.errors import VaebenchError
+from vaebench.sets import tune as tuning
 
 FAST = {
     "epochs": "2",

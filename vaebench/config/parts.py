@@ -123,7 +123,10 @@ class ProtocolSettings:
     perplexity: float = setting(40.0, "t-SNE perplexity.", panel=PANEL_EVALUATION)
     n_init: int = setting(100, "k-means restarts.", flags=("--n-init",), panel=PANEL_EVALUATION)
     tsne_3d: bool = setting(
-        True, "Also compute and plot the 3-d t-SNE.", flags=("--tsne-3d/--no-tsne-3d",), panel=PANEL_EVALUATION
+        True,
+        "Also compute and plot the 3-d t-SNE.",
+        flags=("--tsne-3d/--no-tsne-3d",),
+        panel=PANEL_EVALUATION,
     )
     tsne_cells: int = setting(
         DEFAULT_TSNE_CELLS,
@@ -149,13 +152,18 @@ class ProtocolSettings:
 class ExecutionSettings:
     """Where and how a run executes; nothing here changes its result, so none of it enters the hash."""
 
-    threads: int | None = setting(
-        None, "CPU threads for torch (default: all cores).", panel=PANEL_EXECUTION
-    )
+    threads: int | None = setting(None, "CPU threads for torch (default: all cores).", panel=PANEL_EXECUTION)
     device: str = setting("auto", "auto, cpu or cuda[:N].", panel=PANEL_EXECUTION)
 
     def __post_init__(self) -> None:
-        _refuse([(self.threads is None or self.threads >= 1, f"--threads must be at least 1, got {self.threads}.")])
+        _refuse(
+            [
+                (
+                    self.threads is None or self.threads >= 1,
+                    f"--threads must be at least 1, got {self.threads}.",
+                )
+            ]
+        )
 
 
 PARTS: dict[str, type] = {
@@ -172,4 +180,6 @@ def setting_names() -> list[str]:
     """Every flat setting name (``model``, ``seed`` and each part's fields as MLflow shows them)."""
     from dataclasses import fields
 
-    return ["model", "seed"] + [f.metadata.get("flat") or f.name for cls in PARTS.values() for f in fields(cls)]
+    return ["model", "seed"] + [
+        f.metadata.get("flat") or f.name for cls in PARTS.values() for f in fields(cls)
+    ]

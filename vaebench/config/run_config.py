@@ -52,11 +52,36 @@ PART_ATTRIBUTE["execution"] = "execution"
 (the model part is ``options``: ``config.model`` is the model's name)."""
 
 # The flat names in the order MLflow has always shown them: name -> (part, field); part None: RunConfig's.
-_ORDER = (
-    "model dataset data_path labels_path label_key preprocess n_top_genes scale cells genes beta seed "
-    "epochs latent_dim lr batch_size variant hidden vsc_alpha vsc_c flows perplexity n_init tsne_3d "
-    "tsne_cells metrics threads device"
-).split()
+_ORDER = [
+    "model",
+    "dataset",
+    "data_path",
+    "labels_path",
+    "label_key",
+    "preprocess",
+    "n_top_genes",
+    "scale",
+    "cells",
+    "genes",
+    "beta",
+    "seed",
+    "epochs",
+    "latent_dim",
+    "lr",
+    "batch_size",
+    "variant",
+    "hidden",
+    "vsc_alpha",
+    "vsc_c",
+    "flows",
+    "perplexity",
+    "n_init",
+    "tsne_3d",
+    "tsne_cells",
+    "metrics",
+    "threads",
+    "device",
+]
 
 
 def _flat_map() -> dict[str, tuple[str | None, str]]:
@@ -214,9 +239,9 @@ def normalise(given: Mapping[str, Any]) -> RunConfig:
         values["dataset"] = DEFAULT_DATASET
     if values["dataset"] is not None and values["label_key"] is None and values["dataset"] in DATASETS:
         values["label_key"] = get_dataset_spec(values["dataset"]).default_label_key
-    if spec.needs_counts and values["dataset"] is not None:
-        if not get_dataset_spec(values["dataset"]).has_counts:
-            raise no_counts_error(spec.name, values["dataset"])
+    dataset = values["dataset"]
+    if spec.needs_counts and dataset is not None and not get_dataset_spec(dataset).has_counts:
+        raise no_counts_error(spec.name, values["dataset"])
     if not spec.has_beta:
         values["beta"] = STUDY_BETA  # beta has no meaning for this model; keep the hash independent of it
     for name in MODEL_SPECIFIC_OPTIONS:
@@ -239,7 +264,10 @@ def _build(values: dict[str, Any]) -> RunConfig:
     return RunConfig(
         model=values["model"],
         seed=int(values["seed"]),
-        **{PART_ATTRIBUTE[part]: cls(**(data if part == "data" else by_part[part])) for part, cls in PARTS.items()},
+        **{
+            PART_ATTRIBUTE[part]: cls(**(data if part == "data" else by_part[part]))
+            for part, cls in PARTS.items()
+        },
     )
 
 

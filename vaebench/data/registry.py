@@ -185,4 +185,3 @@ def no_counts_error(model: str, data_name: str) -> VaebenchError:
 def get_dataset_spec(name: str) -> DatasetSpec:
     """The registered dataset called ``name``; an unknown name is answered with the known ones."""
     return DATASETS.lookup(name)
-

@@ -54,7 +54,11 @@ class DataSource:
         None, "Registered dataset (default pbmc68k).", flags=("--dataset", "-d"), panel=PANEL_DATA
     )
     path: str | None = setting(
-        None, "Your own data: .h5ad, 10x folder or CSV.", flags=("--data",), flat="data_path", panel=PANEL_DATA
+        None,
+        "Your own data: .h5ad, 10x folder or CSV.",
+        flags=("--data",),
+        flat="data_path",
+        panel=PANEL_DATA,
     )
     labels_path: str | None = setting(
         None, "Labels CSV for a 10x folder or a genes x cells CSV.", flags=("--labels",), panel=PANEL_DATA

@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from vaebench.config.parts import DEFAULT_TSNE_CELLS
 from vaebench.data.matrix import dense_rows as matrix_rows
 
 SILHOUETTE_CELLS = 10_000

@@ -25,8 +25,8 @@ from typing import Any
 
 from torch import nn
 
-from vaebench.errors import VaebenchError, unknown_name
 from vaebench.config.parts import ModelOptions, setting_names
+from vaebench.errors import VaebenchError, unknown_name
 from vaebench.models.registry import MODELS, NETWORK_SPACE, ModelSpec, SearchSpace
 from vaebench.registry import Registry
 

@@ -9,7 +9,6 @@ MLflow run its final status and ``trial_state`` tag whatever happens.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -126,7 +125,7 @@ class TrialObjective:
         base = base_config(settings)
         # The 3-d t-SNE enters no score, only a figure: trials skip it unless --set tsne_3d=true.
         tsne_3d = base.tsne_3d if "tsne_3d" in settings.fixed else False
-        self.base = replace(base, threads=base.threads or threads, tsne_3d=tsne_3d)
+        self.base = base.with_settings(threads=base.threads or threads, tsne_3d=tsne_3d)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         from vaebench.runner import run_and_log

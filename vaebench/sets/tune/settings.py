@@ -16,8 +16,9 @@ from typing import Any
 
 import optuna
 
-from vaebench.config import EXECUTION_FIELDS, RunConfig
+from vaebench.config.run_config import EXECUTION_FIELDS, RunConfig, split_setting
 from vaebench.data import DEFAULT_DATASET
+from vaebench.data.source import resolved_path
 from vaebench.errors import VaebenchError, unknown_name
 from vaebench.models import get_model
 
@@ -176,6 +177,12 @@ class TuneSettings:
         if self.objective not in PROTOCOL_METRICS:
             raise unknown_name("objective", self.objective, PROTOCOL_METRICS)
         settings = replace(self, dataset=None) if self.data_path is not None else self
+        # resolved, so that one study is one study however its files are spelt
+        settings = replace(
+            settings,
+            data_path=resolved_path(settings.data_path) if settings.data_path is not None else None,
+            labels_path=resolved_path(settings.labels_path) if settings.labels_path is not None else None,
+        )
         if settings.data_path is None and settings.dataset is None:
             raise VaebenchError("Give a dataset to tune on with --dataset or --data.")
         default_tune, default_eval = honest_label_keys(settings.dataset, registered_dataset)
@@ -238,18 +245,21 @@ def default_study_name(settings: TuneSettings) -> str:
 
 def settable_names() -> list[str]:
     """The run settings ``--set`` can fix."""
-    return [name for name in RunConfig.field_names() if name not in _OWN_OPTION]
+    return [name for name in RunConfig.flat_names() if name not in _OWN_OPTION]
 
 
 def parse_set(items: Iterable[str]) -> dict[str, str]:
-    """``["latent_dim=4", "tsne_3d=false"]`` -> ``{"latent_dim": "4", "tsne_3d": "false"}``, names checked."""
+    """``["latent_dim=4", "training.epochs=50"]`` -> ``{"latent_dim": "4", "epochs": "50"}``: a flat name
+    or ``part.field``, names checked."""
     fixed: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not name or not value:
-            raise VaebenchError(f"--set takes name=value, such as --set latent_dim=8, got {item!r}.")
-        fixed[name] = value
+            raise VaebenchError(
+                f"--set takes name=value, such as --set latent_dim=8 or --set training.epochs=50, got {item!r}."
+            )
+        fixed[split_setting(name)] = value
     return parse_fixed(fixed)
 
 
@@ -258,7 +268,7 @@ def parse_fixed(fixed: dict[str, Any]) -> dict[str, str]:
     for name in fixed:
         if name in _OWN_OPTION:
             raise VaebenchError(f"--set cannot fix {name!r}; use {_OWN_OPTION[name]} instead.")
-        if name not in RunConfig.field_names():
+        if name not in RunConfig.flat_names():
             raise VaebenchError(
                 f"Unknown setting {name!r} in --set; known settings are: {', '.join(settable_names())}."
             )
@@ -272,13 +282,14 @@ def search_space(settings: TuneSettings) -> dict[str, tuple[Any, ...]]:
 
 def base_config(settings: TuneSettings) -> RunConfig:
     """The configuration every trial starts from: fixed settings, the tuning labels and the tuning seed."""
-    config = RunConfig.from_params(dict(settings.fixed))
-    return replace(
-        config,
-        model=settings.model,
-        dataset=settings.dataset,
-        data_path=settings.data_path,
-        labels_path=settings.labels_path,
-        label_key=settings.tune_label_key,
-        seed=settings.tuning_seed,
-    ).validate()
+    return RunConfig.from_params(
+        {
+            **settings.fixed,
+            "model": settings.model,
+            "dataset": settings.dataset,
+            "data_path": settings.data_path,
+            "labels_path": settings.labels_path,
+            "label_key": settings.tune_label_key,
+            "seed": settings.tuning_seed,
+        }
+    )
