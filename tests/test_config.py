@@ -147,7 +147,7 @@ def test_a_config_is_its_parts_and_settings_are_named_by_part() -> None:
         "data_path",
         "lr",
     )
-    with pytest.raises(VaebenchError, match="training settings are: training.epochs"):
+    with pytest.raises(VaebenchError, match=r"training settings are: training\.epochs"):
         split_setting("training.epoch")
     other = config.with_settings(dataset="digits")  # another data source: its own label column
     assert (other.dataset, other.data_path, other.label_key) == ("digits", None, "digit")

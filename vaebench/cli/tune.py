@@ -193,17 +193,22 @@ def tune(
             baseline=None if baseline.lower() == "none" else baseline,
             cluster=cluster,
         ).resolved()
-        out.print(
-            f"Tuning [bold]{settings.model}[/] on {settings.dataset_name}: {' and '.join(settings.objectives)} "
-            f"on labels {settings.tune_label_key!r}, reported on {settings.eval_label_key!r}",
-            highlight=False,
-        )
+        run_and_print(settings, experiment, tracking_uri)
 
-        def on_event(message: str) -> None:
-            err.print(message, highlight=False, soft_wrap=True)
 
-        result = run_study(settings, experiment=experiment, tracking_uri=tracking_uri, on_event=on_event)
-        print_result(result)
+def run_and_print(settings: TuneSettings, experiment: str, tracking_uri: str | None) -> None:
+    """Run the study, saying what it tunes first and what came of it after."""
+    out.print(
+        f"Tuning [bold]{settings.model}[/] on {settings.dataset_name}: {' and '.join(settings.objectives)} "
+        f"on labels {settings.tune_label_key!r}, reported on {settings.eval_label_key!r}",
+        highlight=False,
+    )
+
+    def on_event(message: str) -> None:
+        err.print(message, highlight=False, soft_wrap=True)
+
+    result = run_study(settings, experiment=experiment, tracking_uri=tracking_uri, on_event=on_event)
+    print_result(result)
 
 
 def as_text(value: Any) -> str:
@@ -232,43 +237,7 @@ def print_result(result: TuneResult) -> None:
             )
             table.add_row(str(trial.number), *(f"{v:.4f}" for v in trial.values or []), params)
         out.print(table)
-    points = [*result.evaluations, *([result.baseline] if result.baseline else [])]
-    if points:
-        objective = result.objectives[0]
-        label = points[0].label_key
-        table = Table(
-            title=f"Fresh seeds on labels {label!r} (mean ± sd)",
-            show_header=True,
-            header_style="bold",
-            title_justify="left",
-        )
-        table.add_column("entry")
-        table.add_column("seeds", justify="right")
-        metrics = [
-            objective,
-            *(m for m in ("tsne_kmeans.nmi", "tsne_kmeans.ari", "latent.silhouette") if m != objective),
-        ]
-        for metric in metrics:
-            table.add_column(metric, justify="right")
-        for point in points:
-            table.add_row(
-                point.entry,
-                str(len(point.seeds)),
-                *(f"{point.mean(m):.3f} ± {point.sd(m):.3f}" for m in metrics),
-            )
-        out.print(table)
-        for point in points:
-            for failure in point.failed:
-                err.print(f"FAILED {point.entry} {failure}", highlight=False)
-        for c in result.comparisons:
-            if c.metric == objective:
-                p = "n/a" if math.isnan(c.wilcoxon_p) else f"{c.wilcoxon_p:.3g}"
-                out.print(
-                    f"{c.entry} - {c.baseline}: {c.metric} {c.mean_difference:+.3f}, 95% interval "
-                    f"[{c.ci95_low:+.3f}, {c.ci95_high:+.3f}] over {c.n_pairs} paired seeds: [bold]{c.verdict}[/] "
-                    f"(Wilcoxon p = {p}; with {c.n_pairs} pairs it cannot go below {2 / 2**c.n_pairs:.3g})",
-                    highlight=False,
-                )
+    print_fresh_seeds(result)
     for note in result.notes:
         out.print(note, highlight=False)
     out.print(
@@ -280,6 +249,48 @@ def print_result(result: TuneResult) -> None:
         f"{result.tracking_uri}; figures: {', '.join(result.figures) or 'none'}",
         highlight=False,
     )
+
+
+def print_fresh_seeds(result: TuneResult) -> None:
+    """The fresh-seed evaluation of the best configuration(s) and the baseline, and their comparison."""
+    points = [*result.evaluations, *([result.baseline] if result.baseline else [])]
+    if not points:
+        return
+    objective = result.objectives[0]
+    label = points[0].label_key
+    table = Table(
+        title=f"Fresh seeds on labels {label!r} (mean ± sd)",
+        show_header=True,
+        header_style="bold",
+        title_justify="left",
+    )
+    table.add_column("entry")
+    table.add_column("seeds", justify="right")
+    metrics = [
+        objective,
+        *(m for m in ("tsne_kmeans.nmi", "tsne_kmeans.ari", "latent.silhouette") if m != objective),
+    ]
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    for point in points:
+        table.add_row(
+            point.entry,
+            str(len(point.seeds)),
+            *(f"{point.mean(m):.3f} ± {point.sd(m):.3f}" for m in metrics),
+        )
+    out.print(table)
+    for point in points:
+        for failure in point.failed:
+            err.print(f"FAILED {point.entry} {failure}", highlight=False)
+    for c in result.comparisons:
+        if c.metric == objective:
+            p = "n/a" if math.isnan(c.wilcoxon_p) else f"{c.wilcoxon_p:.3g}"
+            out.print(
+                f"{c.entry} - {c.baseline}: {c.metric} {c.mean_difference:+.3f}, 95% interval "
+                f"[{c.ci95_low:+.3f}, {c.ci95_high:+.3f}] over {c.n_pairs} paired seeds: [bold]{c.verdict}[/] "
+                f"(Wilcoxon p = {p}; with {c.n_pairs} pairs it cannot go below {2 / 2**c.n_pairs:.3g})",
+                highlight=False,
+            )
 
 
 def main() -> None:  # pragma: no cover - ``python -m vaebench.cli.tune``

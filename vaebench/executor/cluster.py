@@ -150,7 +150,7 @@ def run_on_worker(spec: RunSpec, job: RunJob) -> RunResult:
     from dataclasses import replace
 
     if spec.config.threads is None:
-        spec = replace(spec, config=replace(spec.config, threads=worker_threads()))
+        spec = replace(spec, config=spec.config.with_settings(threads=worker_threads()))
     data = job.data(spec.config) if job.data is not None else _worker_dataset[0]
     config_hash = spec.config.config_hash(data.content_hash())
     tracking.kill_running_children(job.parent_run_id, "its worker died", config_hash=config_hash)

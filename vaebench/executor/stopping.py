@@ -24,8 +24,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from vaebench.cli.heap import freeze_imported_objects
-
 STOP_GRACE_SECONDS = 15.0
 """How long a stopping worker may take to end its run before it leaves anyway (and the parent kills it)."""
 _WATCHDOG_INTERVAL = 1.0
@@ -156,6 +154,8 @@ def init_worker(parent_pid: int, initializer: Callable[..., None] | None, initar
     threading.Thread(target=_watchdog, name="vaebench-parent-watchdog", daemon=True).start()
     if initializer is not None:
         initializer(*initargs)
+    from vaebench.cli.heap import freeze_imported_objects  # here: cli imports this module
+
     freeze_imported_objects()  # the worker's modules are imported (vaebench/heap.py)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from vaebench import tracking
 from vaebench.config.run_config import RunConfig, coerce
 from vaebench.data import Dataset
+from vaebench.data.source import resolved_path
 from vaebench.errors import VaebenchError
 from vaebench.executor.claims import Claims, claim_points, claims_url
 from vaebench.executor.owners import owner_alive, process_owner
@@ -115,6 +116,9 @@ class Suite:
                     "(with --all or --suite)."
                 )
         source = {name: settings.pop(name) for name in DATA_SOURCE_FIELDS if name in settings}
+        for name in ("data_path", "labels_path"):  # the suite's definition records the files it read
+            if source.get(name) is not None:
+                source[name] = resolved_path(source[name])
         if "dataset" in source or "data_path" in source:
             source = {**dict.fromkeys(DATA_SOURCE_FIELDS), **source}
         return replace(
@@ -320,7 +324,8 @@ def _run_suite(
         )
         child_tags = {"suite": suite.name, "suite_parent": parent.run_id}
         todo = [
-            RunSpec(replace(s.config, threads=s.config.threads or threads), child_tags, s.key) for s in todo
+            RunSpec(s.config.with_settings(threads=s.config.threads or threads), child_tags, s.key)
+            for s in todo
         ]
         todo.sort(key=expected_cost, reverse=True)
         job = RunJob(parent.run_id, data=dataset_of)
