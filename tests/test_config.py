@@ -168,3 +168,30 @@ def test_tune_resolves_its_files_whichever_way_they_are_spelt(
     assert relative.definition() == absolute.definition()
     assert relative.labels_path == str(tmp_path / "labels.csv")
     assert base_config(relative) == base_config(absolute)
+
+
+def test_run_takes_settings_by_part_and_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import vaebench.runner
+    from vaebench.cli import app
+
+    seen: list[RunConfig] = []
+
+    def stop(config: RunConfig, **kwargs: object) -> None:
+        seen.append(config)
+        raise VaebenchError("stopped before training")
+
+    monkeypatch.setattr(vaebench.runner, "run_and_log", stop)
+    args = ["run", "--dataset", "synthetic", "--set", "training.epochs=7", "--set", "model.latent_dim=3"]
+    CliRunner().invoke(app, [*args, "--set", "hidden=16,8", "--lr", "0.01"])
+    assert (seen[0].training.epochs, seen[0].options.latent_dim, seen[0].hidden, seen[0].lr) == (
+        7,
+        3,
+        (16, 8),
+        0.01,
+    )
+    refused = CliRunner().invoke(app, ["run", "--set", "training.epoch=1"])
+    assert refused.exit_code == 2 and "training settings are: training.epochs" in " ".join(
+        refused.stderr.split()
+    )

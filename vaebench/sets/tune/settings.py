@@ -176,36 +176,14 @@ class TuneSettings:
             )
         if self.objective not in PROTOCOL_METRICS:
             raise unknown_name("objective", self.objective, PROTOCOL_METRICS)
-        settings = replace(self, dataset=None) if self.data_path is not None else self
-        # resolved, so that one study is one study however its files are spelt
-        settings = replace(
-            settings,
-            data_path=resolved_path(settings.data_path) if settings.data_path is not None else None,
-            labels_path=resolved_path(settings.labels_path) if settings.labels_path is not None else None,
-        )
-        if settings.data_path is None and settings.dataset is None:
-            raise VaebenchError("Give a dataset to tune on with --dataset or --data.")
-        default_tune, default_eval = honest_label_keys(settings.dataset, registered_dataset)
-        tune_key = settings.tune_label_key or default_tune
-        eval_key = settings.eval_label_key or default_eval
-        if tune_key is None or eval_key is None:
-            raise VaebenchError(
-                f"Dataset {settings.dataset_name!r} has no default labels to tune and report on; give both "
-                "--tune-label-key (the labels the objective is computed on) and --eval-label-key (the labels "
-                "the result is reported on)."
-            )
-        if tune_key == eval_key:
-            raise VaebenchError(
-                f"--tune-label-key and --eval-label-key are both {tune_key!r}; a study must not be scored on the "
-                "labels it was tuned on, so give two different annotations."
-            )
+        settings = self.with_data_source(registered_dataset)
         fixed = parse_fixed(settings.fixed)
         family = self.objective.rsplit(".", 1)[-1]
         if "metrics" in fixed and family not in str(fixed["metrics"]).split(","):
             raise VaebenchError(
                 f"--set metrics={fixed['metrics']} leaves out {family}, which the objective {self.objective} needs."
             )
-        settings = replace(settings, tune_label_key=tune_key, eval_label_key=eval_key, fixed=fixed)
+        settings = replace(settings, fixed=fixed)
         if settings.tuning_seed in settings.eval_seeds:
             raise VaebenchError(
                 f"The tuning seed {settings.tuning_seed} is among the evaluation seeds {settings.eval_seeds}; "
@@ -223,6 +201,34 @@ class TuneSettings:
                 f"Study name {name!r} may hold only letters, digits and . + : @ = - _ characters."
             )
         return replace(settings, study_name=name)
+
+    def with_data_source(self, registered_dataset: bool = True) -> TuneSettings:
+        """The data source made explicit: files resolved (one study is one study however its files are
+        spelt), a file instead of the default dataset, the dataset's (tuning, evaluation) label keys."""
+        path, labels = self.data_path, self.labels_path
+        settings = replace(
+            self,
+            dataset=None if path is not None else self.dataset,
+            data_path=resolved_path(path) if path is not None else None,
+            labels_path=resolved_path(labels) if labels is not None else None,
+        )
+        if settings.data_path is None and settings.dataset is None:
+            raise VaebenchError("Give a dataset to tune on with --dataset or --data.")
+        default_tune, default_eval = honest_label_keys(settings.dataset, registered_dataset)
+        tune_key = settings.tune_label_key or default_tune
+        eval_key = settings.eval_label_key or default_eval
+        if tune_key is None or eval_key is None:
+            raise VaebenchError(
+                f"Dataset {settings.dataset_name!r} has no default labels to tune and report on; give both "
+                "--tune-label-key (the labels the objective is computed on) and --eval-label-key (the labels "
+                "the result is reported on)."
+            )
+        if tune_key == eval_key:
+            raise VaebenchError(
+                f"--tune-label-key and --eval-label-key are both {tune_key!r}; a study must not be scored on the "
+                "labels it was tuned on, so give two different annotations."
+            )
+        return replace(settings, tune_label_key=tune_key, eval_label_key=eval_key)
 
     def definition(self) -> dict[str, Any]:
         """What defines the study's trials: continuing a study with a different definition is refused."""
