@@ -46,8 +46,13 @@ TRAINING_FIELDS = ("epochs", "lr", "batch_size", "variant", "hidden", "vsc_alpha
 STUDY_BETA = 2.0
 """The study's beta: the default of its networks, and the value a model without beta is recorded with."""
 
-PART_ATTRIBUTE = {"data": "data", "model": "options", "training": "training", "protocol": "protocol"}
-PART_ATTRIBUTE["execution"] = "execution"
+PART_ATTRIBUTE = {
+    "data": "data",
+    "model": "options",
+    "training": "training",
+    "protocol": "protocol",
+    "execution": "execution",
+}
 """The attribute of :class:`RunConfig` holding each part, by the part's name in ``--set part.field=value``
 (the model part is ``options``: ``config.model`` is the model's name)."""
 
