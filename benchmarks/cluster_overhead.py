@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.services import cluster_services
-from vaebench.cli.app import parse_list
+from vaebench.cli.run import parse_list
 from vaebench.sets.suite import load_suite
 
 

@@ -111,11 +111,11 @@ def test_training_lowers_the_loss_and_the_same_seed_repeats_it(name: str) -> Non
 
 
 def test_flows_enter_the_hash_of_flow_vae_only() -> None:
-    flow = RunConfig(model="flow_vae")
-    assert flow.config_hash() != RunConfig(model="flow_vae", flows=8).validate().config_hash()
-    assert RunConfig(model="beta_vae", flows=8).validate() == RunConfig(model="beta_vae").validate()
+    flow = RunConfig.of(model="flow_vae")
+    assert flow.config_hash() != RunConfig.of(model="flow_vae", flows=8).config_hash()
+    assert RunConfig.of(model="beta_vae", flows=8) == RunConfig.of(model="beta_vae")
     with pytest.raises(VaebenchError, match="--flows must be at least 1"):
-        RunConfig(model="flow_vae", flows=0).validate()
+        RunConfig.of(model="flow_vae", flows=0)
 
 
 def test_counts_follow_the_prepared_cells_and_genes_through_the_cache(tmp_path: Path) -> None:
@@ -156,7 +156,7 @@ def test_an_h5ad_brings_its_counts_layer_and_prepared_values_alone_have_none(tmp
     with_layer.write_h5ad(tmp_path / "layer2.h5ad")
     other = DataSource(path=str(tmp_path / "layer2.h5ad"), label_key="cell_type").load()
     assert other.content_hash() != layered.content_hash()
-    plain = RunConfig(
+    plain = RunConfig.of(
         model="nb_vae", dataset=None, data_path=str(tmp_path / "plain.h5ad"), label_key="cell_type"
     )
     with pytest.raises(VaebenchError, match="does not have; run it on a dataset with counts") as error:
@@ -167,13 +167,13 @@ def test_an_h5ad_brings_its_counts_layer_and_prepared_values_alone_have_none(tmp
 @pytest.mark.parametrize("dataset", ["pbmc68k", "digits"])
 def test_a_count_model_on_data_without_counts_names_the_datasets_that_have_them(dataset: str) -> None:
     with pytest.raises(VaebenchError) as error:
-        RunConfig(model="nb_vae", dataset=dataset).validate()
+        RunConfig.of(model="nb_vae", dataset=dataset)
     assert str(error.value).startswith(f"nb_vae models raw counts, which {dataset} does not have")
     assert "pbmc3k, pbmc68k_counts, synthetic_counts" in str(error.value)
 
 
 def test_the_runner_feeds_nb_vae_the_counts_and_other_models_the_prepared_matrix() -> None:
-    config = RunConfig(
+    config = RunConfig.of(
         model="nb_vae",
         dataset="synthetic_counts",
         cells=150,
@@ -181,7 +181,7 @@ def test_the_runner_feeds_nb_vae_the_counts_and_other_models_the_prepared_matrix
         n_top_genes=50,
         epochs=2,
         latent_dim=3,
-    ).validate()
+    )
     dataset = load_for(config)
     assert dataset.preprocessing.startswith("standard") and dataset.n_genes == 50
     model, latent, _ = fit(config, dataset)

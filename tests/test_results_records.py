@@ -31,9 +31,7 @@ VAE_METRICS = {
 def result(
     model: str, seed: int, status: str = FINISHED, metrics: dict | None = None, **tags: str
 ) -> RunResult:
-    config = RunConfig.from_params(
-        {"model": model, "seed": seed, "beta": 2.0, "dataset": "pbmc68k"}
-    ).validate()
+    config = RunConfig.of(model=model, seed=seed, beta=2.0, dataset="pbmc68k")
     return RunResult(RunSpec(config, tags), status, run_id=f"{model}-{seed}", metrics=metrics or {})
 
 

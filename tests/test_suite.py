@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.helpers import artifact_paths, experiment_runs, invoke, run_cli
-from vaebench.config import RunConfig
+from vaebench.config.parts import TrainingSettings
 from vaebench.errors import VaebenchError
 from vaebench.sets.suite import load_suite
 
@@ -79,14 +79,17 @@ def test_narrowing_a_suite_replaces_its_axes_and_its_settings() -> None:
     assert [(c.model, c.beta, c.seed, c.epochs) for c in grid] == [
         ("beta_vae", 1.0, 3, 5),
         # pca is not trained: its training settings stay at their defaults, out of its params and hash
-        ("pca", 2.0, 3, RunConfig.epochs),
+        ("pca", 2.0, 3, TrainingSettings.epochs),
     ]
     # Another label column of the same data keeps the data; other data drop the suite's label column,
     # which names a column of pbmc68k.
     louvain = default.narrowed(settings={"label_key": "louvain"}).grid()
     assert {(c.dataset, c.label_key) for c in louvain} == {("pbmc68k", "louvain")}
     pbmc3k = default.narrowed(settings={"dataset": "pbmc3k", "n_init": 10}).grid()
-    assert {(c.dataset, c.label_key, c.n_init, c.perplexity) for c in pbmc3k} == {("pbmc3k", None, 10, 40.0)}
+    # ... and take the other dataset's own label column, written out (issue 18: names made explicit)
+    assert {(c.dataset, c.label_key, c.n_init, c.perplexity) for c in pbmc3k} == {
+        ("pbmc3k", "cell_type", 10, 40.0)
+    }
     with pytest.raises(VaebenchError, match="per grid point"):
         default.narrowed(settings={"beta": 4.0})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from vaebench.evaluate import (
 )
 from vaebench.evaluate.collapse import collapse_scores
 from vaebench.evaluate.subsample import take
-from vaebench.models import ModelOptions, get_model
+from vaebench.models import get_model
 from vaebench.models.architecture import optimizer_for
 from vaebench.training.hardware import cpu_name, resolve_device, set_threads
 from vaebench.training.loop import (
@@ -83,24 +83,11 @@ class RunOutcome:
 
 def load_for(config: RunConfig) -> Dataset:
     """The dataset a configuration names, prepared as it says, checked against the configuration."""
-    dataset = config.validate().data_source().load()
+    dataset = config.data.load()
     config.check_against(dataset.n_cells, dataset.n_genes)
     if get_model(config.model).needs_counts:
         require_counts(dataset, config.model)  # a user's file without counts: said before anything runs
     return dataset
-
-
-def model_options(config: RunConfig) -> ModelOptions:
-    """What a network (or a model trained by its own library) is built from."""
-    return ModelOptions(
-        latent_dim=config.latent_dim,
-        beta=config.beta,
-        variant=config.variant,
-        hidden=config.hidden,
-        vsc_alpha=config.vsc_alpha,
-        vsc_c=config.vsc_c,
-        flows=config.flows,
-    )
 
 
 def model_inputs(config: RunConfig, dataset: Dataset) -> Any:
@@ -138,11 +125,11 @@ def fit(
         "seed": config.seed,
     }
     if spec.trainer is not None:  # trained by its own library
-        model = spec.trainer(model_options(config))
+        model = spec.trainer(config.options)
         probe: LatentProbe = partial(model.encode, inputs)
         result = model.fit(inputs, device=device, on_epoch=_with_probe(on_epoch, probe), **training)
         return model, model.encode(inputs), result
-    model = spec.build(dataset.n_genes, model_options(config))
+    model = spec.build(dataset.n_genes, config.options)
     X = as_tensor(inputs, device)
     probe: LatentProbe = partial(encode_keeping_mode, model, X)
     result = train(
@@ -169,27 +156,16 @@ def _with_probe(on_epoch: EpochHook | None, probe: LatentProbe) -> EpochCallback
     return callback
 
 
-def protocol_for(config: RunConfig) -> ProtocolSettings:
-    settings = ProtocolSettings(
-        perplexity=config.perplexity,
-        n_init=config.n_init,
-        tsne_3d=config.tsne_3d,
-        seed=config.seed,
-        tsne_cells=config.tsne_cells,
-        n_jobs=torch.get_num_threads(),
-    )
-    return replace(settings, metrics=config.metrics) if config.metrics else settings
-
-
 def fit_and_score(
     config: RunConfig, dataset: Dataset | None = None, on_epoch: EpochHook | None = None
 ) -> RunOutcome:
     """Train (or fit) the configured model and score its latent code with the study's protocol."""
-    config = config.validate()
     set_threads(config.threads)
     dataset = dataset if dataset is not None else load_for(config)
     model, latent, training = fit(config, dataset, on_epoch)
-    evaluation = evaluate_embedding(latent, dataset.labels, protocol_for(config), inputs=dataset.X)
+    evaluation = evaluate_embedding(
+        latent, dataset.labels, config.protocol, dataset.X, seed=config.seed, n_jobs=torch.get_num_threads()
+    )
     evaluation.metrics.update(latent_scores(config, dataset, model, latent))
     return RunOutcome(config, dataset, model, latent, training, evaluation)
 
@@ -327,7 +303,6 @@ def run_and_log(
     written before training starts, so a run that fails or is killed still says what it was; ``on_start``
     is told the run's id as soon as it exists, so that a caller whose run raises still knows which it was.
     """
-    config = config.validate()
     threads = set_threads(config.threads)
     dataset = dataset if dataset is not None else load_for(config)
     run_tags = {
@@ -374,6 +349,7 @@ def evaluate_external_and_log(
     settings: ProtocolSettings,
     *,
     name: str,
+    seed: int = 0,
     tags: dict[str, Any] | None = None,
     parent_run_id: str | None = None,
 ) -> tuple[Evaluation, str]:
@@ -391,10 +367,10 @@ def evaluate_external_and_log(
                 "dataset.n_classes": len(set(embedding.labels)),
                 "perplexity": settings.perplexity,
                 "n_init": settings.n_init,
-                "seed": settings.seed,
+                "seed": seed,
             }
         )
-        evaluation = evaluate_embedding(embedding.latent, embedding.labels, settings)
+        evaluation = evaluate_embedding(embedding.latent, embedding.labels, settings, seed=seed)
         title = f"{name} | {Path(embedding.source).name} ({embedding.label_column})"
         log_evaluation(run, title, evaluation, embedding.cell_ids, embedding.labels, embedding.latent)
         return evaluation, run.run_id

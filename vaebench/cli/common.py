@@ -1,11 +1,12 @@
-"""What every ``vaebench`` command shares: the consoles, the user-error guard and the common options."""
+"""What every ``vaebench`` command shares: the consoles, the user-error guard, the MLflow and cluster
+options, and the lines that say where a run is and what it scored. Run settings are option groups built
+from the configuration's parts (:mod:`vaebench.cli.options`)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,63 +49,6 @@ ClaimsDb = Annotated[
 Experiment = Annotated[
     str, typer.Option("--experiment", help="MLflow experiment name.", rich_help_panel="MLflow")
 ]
-DatasetName = Annotated[
-    str | None,
-    typer.Option("--dataset", "-d", help="Registered dataset (default pbmc68k).", rich_help_panel="Data"),
-]
-DataPath = Annotated[
-    Path | None,
-    typer.Option("--data", help="Your own data: .h5ad, 10x folder or CSV.", rich_help_panel="Data"),
-]
-Preprocess = Annotated[
-    str | None,
-    typer.Option(
-        "--preprocess",
-        help="none, study (the seed's Seurat steps) or standard (normalise, log1p, top genes). "
-        "Default: the dataset's own; raw counts get standard, with a note.",
-        rich_help_panel="Data",
-    ),
-]
-NTopGenes = Annotated[
-    int,
-    typer.Option(
-        "--n-top-genes", help="Highly variable genes kept by --preprocess standard.", rich_help_panel="Data"
-    ),
-]
-Scale = Annotated[
-    bool,
-    typer.Option(
-        "--scale/--no-scale",
-        help="With --preprocess standard: scale each gene to unit variance (makes the matrix dense).",
-        rich_help_panel="Data",
-    ),
-]
-Cells = Annotated[
-    int | None,
-    typer.Option(
-        "--cells", help="Cells of a generated dataset (synthetic, synthetic_counts).", rich_help_panel="Data"
-    ),
-]
-Genes = Annotated[
-    int | None,
-    typer.Option(
-        "--genes", help="Genes of a generated dataset (synthetic, synthetic_counts).", rich_help_panel="Data"
-    ),
-]
-TsneCells = Annotated[
-    int,
-    typer.Option(
-        "--tsne-cells",
-        help="Above this many cells, the t-SNE map and its k-means use a stratified seeded sample of this size.",
-        rich_help_panel="Evaluation",
-    ),
-]
-LabelsPath = Annotated[
-    Path | None,
-    typer.Option(
-        "--labels", help="Labels CSV for a 10x folder or a genes x cells CSV.", rich_help_panel="Data"
-    ),
-]
 
 
 class _NoteHandler(logging.Handler):
@@ -145,7 +89,28 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(code=130) from None
 
 
-def one_data_source(dataset: str | None, data: Path | None) -> None:
-    """``--dataset`` and ``--data`` name the same thing: refuse both at once."""
-    if dataset is not None and data is not None:
-        raise VaebenchError("Give either --dataset or --data, not both.")
+def configure_tracking(tracking_uri: str | None, experiment: str) -> str:
+    from vaebench import tracking
+
+    return tracking.configure(tracking_uri, experiment)
+
+
+def print_scores(title: str, metrics: dict[str, float]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}")
+    out.print(table)
+
+
+def say_collapse(line: str) -> None:
+    """A run whose posterior collapsed, in one sentence (:mod:`vaebench.evaluate.collapse`)."""
+    out.print(line, style="bold yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_run_location(tracking_uri: str, experiment: str, run_id: str) -> None:
+    out.print(f"MLflow run [bold]{run_id}[/] in experiment [bold]{experiment}[/] at {tracking_uri}")
+    out.print(f"  browse it with: mlflow ui --backend-store-uri {tracking_uri}", highlight=False)

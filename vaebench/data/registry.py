@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -186,24 +185,3 @@ def no_counts_error(model: str, data_name: str) -> VaebenchError:
 def get_dataset_spec(name: str) -> DatasetSpec:
     """The registered dataset called ``name``; an unknown name is answered with the known ones."""
     return DATASETS.lookup(name)
-
-
-def load_dataset(
-    name: str | None = None,
-    *,
-    path: str | Path | None = None,
-    label_key: str | None = None,
-    labels_path: str | Path | None = None,
-    preprocess: str | None = None,
-) -> Dataset:
-    """A registered dataset by ``name`` (default ``pbmc68k``) or the user's data at ``path``
-    (a shortcut for :meth:`vaebench.data.source.DataSource.load`)."""
-    from vaebench.data.source import DataSource
-
-    return DataSource(
-        dataset=name,
-        path=str(path) if path is not None else None,
-        labels_path=str(labels_path) if labels_path is not None else None,
-        label_key=label_key,
-        preprocess=preprocess,
-    ).load()

@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from vaebench.config.fields import PANEL_DATA, setting
 from vaebench.data.dataset import Dataset
 from vaebench.data.download import cache_dir, sha256_of
 from vaebench.data.matrix import is_raw_counts
@@ -46,17 +47,52 @@ CACHE_FORMAT = 2  # bump when the preprocessing code changes what it produces (2
 
 @dataclass(frozen=True)
 class DataSource:
-    """A registered dataset (``dataset``) or a user's file or folder (``path``), and how to prepare it."""
+    """A registered dataset (``dataset``) or a user's file or folder (``path``), and how to prepare it:
+    the data part of a run's configuration (:mod:`vaebench.config.parts`); ``path`` shows as ``data_path``."""
 
-    dataset: str | None = None
-    path: str | None = None
-    labels_path: str | None = None
-    label_key: str | None = None
-    preprocess: str | None = None
-    n_top_genes: int = DEFAULT_N_TOP_GENES
-    scale: bool = False
-    cells: int | None = None
-    genes: int | None = None
+    dataset: str | None = setting(
+        None, "Registered dataset (default pbmc68k).", flags=("--dataset", "-d"), panel=PANEL_DATA
+    )
+    path: str | None = setting(
+        None,
+        "Your own data: .h5ad, 10x folder or CSV.",
+        flags=("--data",),
+        flat="data_path",
+        panel=PANEL_DATA,
+    )
+    labels_path: str | None = setting(
+        None, "Labels CSV for a 10x folder or a genes x cells CSV.", flags=("--labels",), panel=PANEL_DATA
+    )
+    label_key: str | None = setting(
+        None,
+        "Annotation column used as ground truth (default: the dataset's); none scores without labels.",
+        flags=("--label-key",),
+        panel=PANEL_DATA,
+    )
+    preprocess: str | None = setting(
+        None,
+        "none, study (the seed's Seurat steps) or standard (normalise, log1p, top genes). Default: the "
+        "dataset's own; raw counts get standard, with a note.",
+        panel=PANEL_DATA,
+    )
+    n_top_genes: int = setting(
+        DEFAULT_N_TOP_GENES,
+        "Highly variable genes kept by --preprocess standard.",
+        flags=("--n-top-genes",),
+        panel=PANEL_DATA,
+    )
+    scale: bool = setting(
+        False,
+        "With --preprocess standard: scale each gene to unit variance (makes the matrix dense).",
+        flags=("--scale/--no-scale",),
+        panel=PANEL_DATA,
+    )
+    cells: int | None = setting(
+        None, "Cells of a generated dataset (synthetic, synthetic_counts).", panel=PANEL_DATA
+    )
+    genes: int | None = setting(
+        None, "Genes of a generated dataset (synthetic, synthetic_counts).", panel=PANEL_DATA
+    )
 
     def __post_init__(self) -> None:
         for name in ("path", "labels_path"):
@@ -95,6 +131,25 @@ class DataSource:
 
     def with_label_key(self, label_key: str | None) -> DataSource:
         return replace(self, label_key=label_key)
+
+
+def load_dataset(
+    name: str | None = None,
+    *,
+    path: str | Path | None = None,
+    label_key: str | None = None,
+    labels_path: str | Path | None = None,
+    preprocess: str | None = None,
+) -> Dataset:
+    """A registered dataset by ``name`` (default ``pbmc68k``) or the user's data at ``path``
+    (a shortcut for :meth:`DataSource.load`)."""
+    return DataSource(
+        dataset=name,
+        path=str(path) if path is not None else None,
+        labels_path=str(labels_path) if labels_path is not None else None,
+        label_key=label_key,
+        preprocess=preprocess,
+    ).load()
 
 
 @dataclass

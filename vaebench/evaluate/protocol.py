@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.cluster import KMeans
 
+from vaebench.config.parts import ProtocolSettings
 from vaebench.errors import VaebenchError
 from vaebench.evaluate.beyond import beyond_study_scores
 from vaebench.evaluate.embed import tsne
 from vaebench.evaluate.metrics import get_metric
 from vaebench.evaluate.subsample import (
-    DEFAULT_TSNE_CELLS,
     SILHOUETTE_CELLS,
     TSNE3D_CELLS,
     sample_cells,
@@ -75,20 +75,6 @@ def no_labels_message(metric_names: Sequence[str] = DEFAULT_METRICS) -> str:
     scored = ", ".join(kept[:-1]) + " and " + kept[-1] if len(kept) > 1 else kept[0]
     head = f"No labels: label scores ({', '.join(skipped)}) are skipped" if skipped else "No labels"
     return f"{head}; scoring {scored}."
-
-
-@dataclass(frozen=True)
-class ProtocolSettings:
-    """The protocol's knobs; the defaults are the study's."""
-
-    perplexity: float = 40.0
-    n_init: int = 100
-    tsne_3d: bool = True
-    seed: int = 0
-    metrics: tuple[str, ...] = DEFAULT_METRICS
-    tsne_cells: int = DEFAULT_TSNE_CELLS
-    n_jobs: int = 1
-    """Threads of scikit-learn's t-SNE neighbour search (its maps do not depend on it)."""
 
 
 @dataclass
@@ -189,16 +175,22 @@ def evaluate_embedding(
     labels: np.ndarray | None,
     settings: ProtocolSettings | None = None,
     inputs: np.ndarray | None = None,
+    *,
+    seed: int = 0,
+    n_jobs: int = 1,
 ) -> Evaluation:
     """Score ``latent`` against ``labels`` with the study's protocol (see the module docstring); the
     structure metrics compare it with ``inputs``, the cells x genes matrix it encodes, when given.
-    Without labels (None) only the metrics that need none are scored."""
+    Without labels (None) only the metrics that need none are scored. ``seed`` seeds the samples, t-SNE
+    and k-means (the run's seed); ``n_jobs`` threads scikit-learn's t-SNE neighbour search (its maps do not
+    depend on it)."""
     settings = settings or ProtocolSettings()
-    for name in settings.metrics:
+    names = metric_names(settings)
+    for name in names:
         get_metric(name)
     latent, labels = check_embedding(latent, labels)
     if labels is None:
-        return _evaluate_unlabelled(latent, settings, inputs)
+        return _evaluate_unlabelled(latent, settings, inputs, seed, n_jobs)
     seconds: dict[str, float] = {}
 
     def timed(key: str, fn, *args, **kwargs):
@@ -207,53 +199,60 @@ def evaluate_embedding(
         seconds[key] = time.perf_counter() - start
         return value
 
-    map2d, map3d, map_cells, tsne3d_cells = _maps(latent, labels, settings, seconds)
+    map2d, map3d, map_cells, tsne3d_cells = _maps(latent, labels, settings, seconds, seed, n_jobs)
     map_labels = take(labels, map_cells)
-    tsne_scores, on_map = timed(
-        "kmeans_tsne", kmeans_scores, map2d, map_labels, settings.n_init, settings.seed, settings.metrics
-    )
-    latent_scores, _ = timed(
-        "kmeans_latent", kmeans_scores, latent, labels, settings.n_init, settings.seed, settings.metrics
-    )
+    tsne_scores, on_map = timed("kmeans_tsne", kmeans_scores, map2d, map_labels, settings.n_init, seed, names)
+    latent_scores, _ = timed("kmeans_latent", kmeans_scores, latent, labels, settings.n_init, seed, names)
     metrics = {f"tsne_kmeans.{k}": v for k, v in tsne_scores.items()}
     metrics.update({f"latent_kmeans.{k}": v for k, v in latent_scores.items()})
-    sampled = stratified_sample(labels, SILHOUETTE_CELLS, settings.seed + 1)
-    for name in settings.metrics:
+    sampled = stratified_sample(labels, SILHOUETTE_CELLS, seed + 1)
+    for name in names:
         metric = get_metric(name)
         if metric.kind == "embedding":
             metrics[f"latent.{name}"] = timed(
                 f"latent_{name}", metric.fn, take(latent, sampled), take(labels, sampled)
             )
-    metrics.update(beyond_study_scores(settings.metrics, latent, labels, inputs, settings.seed, seconds))
+    metrics.update(beyond_study_scores(names, latent, labels, inputs, seed, seconds))
     return Evaluation(
         metrics, map2d, map3d, on_map.labels, on_map.centroids, seconds, map_cells, tsne3d_cells
     )
 
 
+def metric_names(settings: ProtocolSettings) -> tuple[str, ...]:
+    """The metrics the protocol scores: those named, else :data:`DEFAULT_METRICS`."""
+    return settings.metrics or DEFAULT_METRICS
+
+
 def _maps(
-    latent: np.ndarray, labels: np.ndarray | None, settings: ProtocolSettings, seconds: dict[str, float]
+    latent: np.ndarray,
+    labels: np.ndarray | None,
+    settings: ProtocolSettings,
+    seconds: dict[str, float],
+    seed: int,
+    n_jobs: int,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """The 2-d map, the 3-d map (or None) and the cells each was drawn on (None: all)."""
-    map_cells = sample_cells(labels, latent.shape[0], settings.tsne_cells, settings.seed)
+    map_cells = sample_cells(labels, latent.shape[0], settings.tsne_cells, seed)
     if latent.shape[1] == 2:
         return take(latent, map_cells), None, map_cells, None
     start = time.perf_counter()
-    map2d = tsne(take(latent, map_cells), 2, settings.perplexity, settings.seed, settings.n_jobs)
+    map2d = tsne(take(latent, map_cells), 2, settings.perplexity, seed, n_jobs)
     seconds["tsne2d"] = time.perf_counter() - start
     if not settings.tsne_3d:
         return map2d, None, map_cells, None
     start = time.perf_counter()
-    tsne3d_cells = sample_cells(labels, latent.shape[0], TSNE3D_CELLS, settings.seed)
-    map3d = tsne(take(latent, tsne3d_cells), 3, settings.perplexity, settings.seed, settings.n_jobs)
+    tsne3d_cells = sample_cells(labels, latent.shape[0], TSNE3D_CELLS, seed)
+    map3d = tsne(take(latent, tsne3d_cells), 3, settings.perplexity, seed, n_jobs)
     seconds["tsne3d"] = time.perf_counter() - start
     return map2d, map3d, map_cells, tsne3d_cells
 
 
 def _evaluate_unlabelled(
-    latent: np.ndarray, settings: ProtocolSettings, inputs: np.ndarray | None
+    latent: np.ndarray, settings: ProtocolSettings, inputs: np.ndarray | None, seed: int, n_jobs: int
 ) -> Evaluation:
     """The protocol without labels: the maps on a plain seeded sample, the structure scores, no k-means."""
     seconds: dict[str, float] = {}
-    map2d, map3d, map_cells, tsne3d_cells = _maps(latent, None, settings, seconds)
-    metrics = beyond_study_scores(label_free(settings.metrics), latent, None, inputs, settings.seed, seconds)
+    map2d, map3d, map_cells, tsne3d_cells = _maps(latent, None, settings, seconds, seed, n_jobs)
+    names = label_free(metric_names(settings))
+    metrics = beyond_study_scores(names, latent, None, inputs, seed, seconds)
     return Evaluation(metrics, map2d, map3d, None, None, seconds, map_cells, tsne3d_cells)

@@ -21,7 +21,6 @@ import scipy.sparse as sp
 
 from vaebench.data.matrix import dense_rows as matrix_rows
 
-DEFAULT_TSNE_CELLS = 10_000
 SILHOUETTE_CELLS = 10_000
 TSNE3D_CELLS = 3_000
 

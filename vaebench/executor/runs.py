@@ -152,7 +152,7 @@ def run_on_worker(spec: RunSpec, job: RunJob) -> RunResult:
     from vaebench.executor.cluster import CancellableHook, worker_threads
 
     if spec.config.threads is None:
-        spec = replace(spec, config=replace(spec.config, threads=worker_threads()))
+        spec = replace(spec, config=spec.config.with_settings(threads=worker_threads()))
     data = job.data(spec.config) if job.data is not None else _worker_dataset[0]
     config_hash = spec.config.config_hash(data.content_hash())
     Ledger.close_lost_attempts(job.parent_run_id, config_hash=config_hash)

@@ -13,7 +13,7 @@ from torch import nn
 from vaebench.errors import VaebenchError
 
 if TYPE_CHECKING:
-    from vaebench.models.registry import ModelOptions
+    from vaebench.config.parts import ModelOptions
 
 PART_NAME = re.compile(r"[A-Za-z0-9_\-]+")
 """A loss part's name becomes the metric ``train.loss.<part>``: letters, digits, ``_`` and ``-`` only."""

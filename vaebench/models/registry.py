@@ -10,20 +10,20 @@ distributions, so the models themselves know nothing of Optuna.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from vaebench.errors import VaebenchError
+from vaebench.config.parts import ModelOptions
 from vaebench.models.ae import Autoencoder
 from vaebench.models.architecture import architecture_for
 from vaebench.models.controls import RandomEmbedding, pca_true_features
 from vaebench.models.flow_vae import PlanarFlowVAE
 from vaebench.models.nb_vae import NegativeBinomialVAE
 from vaebench.models.pca import PCAModel
+from vaebench.models.requires import SCVI_REQUIRES, check_installed
 from vaebench.models.vae import BetaVAE
 from vaebench.models.vsc import BetaVSC
 from vaebench.registry import Registry
@@ -31,19 +31,6 @@ from vaebench.registry import Registry
 SearchSpace = dict[str, tuple[Any, ...]]
 FitBaseline = Callable[[int, int, int, int], Any]
 """(n_cells, n_genes, latent_dim, seed) -> an unfitted model with ``fit(X)``, ``encode(X)``, ``estimator``."""
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    """Everything a network needs to be built; filled from the run configuration."""
-
-    latent_dim: int = 6
-    beta: float = 2.0
-    variant: str = "text"
-    hidden: tuple[int, ...] | None = None
-    vsc_alpha: float = 0.5
-    vsc_c: float = 50.0
-    flows: int = 4
 
 
 @dataclass(frozen=True)
@@ -74,20 +61,8 @@ class ModelSpec:
     """(package, the command that installs it) for a model behind an optional extra."""
 
     def check_installed(self) -> None:
-        """One sentence naming the install command when the package this model needs is missing (found
-        without importing it: scvi-tools takes seconds to import)."""
-        if self.requires is None:
-            return
-        package, command = self.requires
-        try:
-            found = importlib.util.find_spec(package) is not None
-        except ValueError:  # in sys.modules as None: Python's mark of a package that cannot be imported
-            found = False
-        if not found:
-            raise VaebenchError(
-                f"The model {self.name!r} needs the Python package {package}, which is not installed; install "
-                f"it with: {command}"
-            )
+        """One sentence naming the install command when the package this model needs is missing."""
+        check_installed(self.name, self.requires)
 
     @property
     def is_torch(self) -> bool:
@@ -110,6 +85,8 @@ NETWORK_SPACE: SearchSpace = {
 _BETA_SPACE: SearchSpace = {"beta": ("log_float", 0.1, 10.0)}
 MODEL_SPECIFIC_OPTIONS = ("flows",)
 """Settings only some models read (``ModelSpec.options``); the others keep them at the default."""
+
+__all__ = ["MODELS", "MODEL_SPECIFIC_OPTIONS", "NETWORK_SPACE", "ModelOptions", "ModelSpec", "SearchSpace"]
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
@@ -204,7 +181,7 @@ register(
         has_beta=True,
         build=None,
         trainer=_scvi,
-        requires=("scvi", "pip install 'vaebench[scvi]'"),
+        requires=SCVI_REQUIRES,
         default_beta=1.0,
         search_space={
             "lr": ("log_float", 1e-4, 1e-2),

@@ -35,10 +35,11 @@ import scipy.sparse as sp
 import torch
 
 from vaebench.errors import VaebenchError
+from vaebench.models.requires import SCVI_REQUIRES, check_installed
 from vaebench.training.hardware import cpu_name
 
 if TYPE_CHECKING:
-    from vaebench.models.registry import ModelOptions
+    from vaebench.config.parts import ModelOptions
     from vaebench.training.loop import EpochCallback, TrainResult
 
 _NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "scvi")
@@ -46,9 +47,7 @@ _NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "scvi")
 
 def import_scvi() -> Any:
     """The ``scvi`` package, or one sentence saying how to install it."""
-    from vaebench.models.registry import MODELS
-
-    MODELS["scvi"].check_installed()
+    check_installed("scvi", SCVI_REQUIRES)
     import scvi
 
     return scvi

@@ -25,8 +25,9 @@ from typing import Any
 
 from torch import nn
 
+from vaebench.config.parts import ModelOptions, setting_names
 from vaebench.errors import VaebenchError, unknown_name
-from vaebench.models.registry import MODELS, NETWORK_SPACE, ModelOptions, ModelSpec, SearchSpace
+from vaebench.models.registry import MODELS, NETWORK_SPACE, ModelSpec, SearchSpace
 from vaebench.registry import Registry
 
 ENTRY_POINT_GROUP = "vaebench.models"
@@ -150,11 +151,9 @@ def spec_for_class(name: str, cls: Any) -> ModelSpec:
 
 def check_search_space(where: str, space: Any) -> SearchSpace:
     """A declared search space in the registry's tuple format, or the user error naming the bad entry."""
-    from vaebench.config import RunConfig
-
     if not isinstance(space, dict):
         raise VaebenchError(f"{where} declares a search_space that is not a dict of setting -> tuple.")
-    settings = RunConfig.field_names()
+    settings = setting_names()
     for setting, entry in space.items():
         if setting not in settings:
             raise VaebenchError(

@@ -13,11 +13,12 @@ import contextlib
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from vaebench import tracking
-from vaebench.config import RunConfig
+from vaebench.config.run_config import RunConfig, coerce
 from vaebench.data import Dataset
 from vaebench.data.source import resolved_path
 from vaebench.errors import VaebenchError
@@ -58,30 +59,36 @@ class Suite:
     options: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 
-    def grid(self) -> list[RunConfig]:
-        """One validated configuration per (model, beta, seed); models without a beta get one column."""
-        base = RunConfig.from_params(
-            {
+    @cached_property
+    def points(self) -> tuple[RunConfig, ...]:
+        """One normalised configuration per (model, beta, seed), built once per suite; models without a
+        beta get one column."""
+        base = {
+            name: coerce(name, value)
+            for name, value in {
                 **self.options,
                 "dataset": self.dataset if self.data_path is None else None,
                 "data_path": self.data_path,
                 "labels_path": self.labels_path,
                 "label_key": self.label_key,
-            }
-        )
+            }.items()
+        }
+        first_seed = self.seeds[0]
         configs = []
         for model in self.models:
-            betas: tuple[float | None, ...] = (
-                (self.betas or (None,)) if get_model(model).has_beta else (None,)
-            )
-            for beta in betas:
+            spec = get_model(model)
+            for beta in (self.betas or (None,)) if spec.has_beta else (None,):
                 for seed in self.seeds:
                     # The 3-d t-SNE is a figure, not a score: one per model and beta (the first seed's),
                     # and none for the controls, whose pictures show nothing the scores don't.
-                    tsne_3d = base.tsne_3d and seed == self.seeds[0] and not get_model(model).control
-                    point = replace(base, model=model, beta=beta, seed=int(seed), tsne_3d=tsne_3d)
-                    configs.append(point.validate())
-        return configs
+                    tsne_3d = base.get("tsne_3d", True) and seed == first_seed and not spec.control
+                    point = {**base, "model": model, "beta": beta, "seed": int(seed), "tsne_3d": tsne_3d}
+                    configs.append(RunConfig.of(**point))
+        return tuple(configs)
+
+    def grid(self) -> list[RunConfig]:
+        """The suite's points (:attr:`points`) as a list."""
+        return list(self.points)
 
     def narrowed(
         self,
@@ -98,7 +105,7 @@ class Suite:
         for name in models or ():
             get_model(name)
         settings = dict(settings or {})
-        unknown = sorted(set(settings) - set(RunConfig.field_names()))
+        unknown = sorted(set(settings) - set(RunConfig.flat_names()))
         if unknown:
             raise VaebenchError(f"Unknown setting(s) {', '.join(unknown)} for a suite.")
         for name, axis in SUITE_AXES.items():
@@ -108,7 +115,7 @@ class Suite:
                     "(with --all or --suite)."
                 )
         source = {name: settings.pop(name) for name in DATA_SOURCE_FIELDS if name in settings}
-        for name in ("data_path", "labels_path"):  # recorded as the files they are, wherever it runs
+        for name in ("data_path", "labels_path"):  # the suite's definition records the files it read
             if source.get(name) is not None:
                 source[name] = resolved_path(source[name])
         if "dataset" in source or "data_path" in source:
@@ -217,7 +224,7 @@ def expected_cost(spec: RunSpec) -> tuple[bool, bool]:
 def dataset_of(config: RunConfig) -> Dataset:
     """The grid point's data, loaded (and prepared) once per process for the whole suite (the executor's
     workers call it)."""
-    return config.data_source().load_once()
+    return config.data.load_once()
 
 
 def run_suite(
@@ -326,7 +333,7 @@ def _run_suite(
         )
         child_tags = {"suite": suite.name, "suite_parent": parent.run_id}
         todo = [
-            RunSpec(replace(s.config, threads=s.config.threads or threads), child_tags, s.key)
+            RunSpec(s.config.with_settings(threads=s.config.threads or threads), child_tags, s.key)
             for s in plan.todo
         ]
         todo.sort(key=expected_cost, reverse=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial
@@ -104,7 +104,7 @@ def _points(settings: TuneSettings, base: RunConfig, best: list[FrozenTrial]) ->
         config = config_for(base, trial.params, label_key=label)
         points.append((entry, trial.number, config, {"tuned": "true", "trial_number": trial.number}))
     if settings.baseline is not None:
-        config = replace(base, model=settings.baseline, label_key=label).validate()
+        config = base.with_settings(model=settings.baseline, label_key=label)
         points.append((settings.baseline, None, config, {"tuned": "false", "baseline": "true"}))
     return points
 
@@ -116,7 +116,7 @@ def _specs(
     specs: list[RunSpec] = []
     for index, (entry, _number, config, extra) in enumerate(points):
         for seed in settings.eval_seeds:
-            seeded = replace(config, seed=seed, threads=config.threads or threads)
+            seeded = config.with_settings(seed=seed, threads=config.threads or threads)
             tags = {
                 "suite": suite,
                 "suite_parent": parent_run_id,

@@ -137,7 +137,7 @@ def trial_base(settings: TuneSettings, threads: int | None) -> RunConfig:
     only a figure) unless ``--set tsne_3d=true``."""
     base = base_config(settings)
     tsne_3d = base.tsne_3d if "tsne_3d" in settings.fixed else False
-    return replace(base, threads=base.threads or threads, tsne_3d=tsne_3d)
+    return base.with_settings(threads=base.threads or threads, tsne_3d=tsne_3d)
 
 
 def run_trial_on_cluster(task: TrialTask) -> TrialOutcome:
@@ -146,7 +146,7 @@ def run_trial_on_cluster(task: TrialTask) -> TrialOutcome:
     from vaebench.executor.cluster import StopIfCancelled, worker_threads
 
     if task.config.threads is None:
-        task = replace(task, config=replace(task.config, threads=worker_threads()))
+        task = replace(task, config=task.config.with_settings(threads=worker_threads()))
     try:
         return run_trial(task, StopIfCancelled)
     except StopRequested as stop:

@@ -16,8 +16,9 @@ from typing import Any
 
 import optuna
 
-from vaebench.config import EXECUTION_FIELDS, RunConfig
+from vaebench.config.run_config import EXECUTION_FIELDS, RunConfig, split_setting
 from vaebench.data import DEFAULT_DATASET
+from vaebench.data.source import resolved_path
 from vaebench.errors import VaebenchError, unknown_name
 from vaebench.models import get_model
 
@@ -175,30 +176,14 @@ class TuneSettings:
             )
         if self.objective not in PROTOCOL_METRICS:
             raise unknown_name("objective", self.objective, PROTOCOL_METRICS)
-        settings = replace(self, dataset=None) if self.data_path is not None else self
-        if settings.data_path is None and settings.dataset is None:
-            raise VaebenchError("Give a dataset to tune on with --dataset or --data.")
-        default_tune, default_eval = honest_label_keys(settings.dataset, registered_dataset)
-        tune_key = settings.tune_label_key or default_tune
-        eval_key = settings.eval_label_key or default_eval
-        if tune_key is None or eval_key is None:
-            raise VaebenchError(
-                f"Dataset {settings.dataset_name!r} has no default labels to tune and report on; give both "
-                "--tune-label-key (the labels the objective is computed on) and --eval-label-key (the labels "
-                "the result is reported on)."
-            )
-        if tune_key == eval_key:
-            raise VaebenchError(
-                f"--tune-label-key and --eval-label-key are both {tune_key!r}; a study must not be scored on the "
-                "labels it was tuned on, so give two different annotations."
-            )
+        settings = self.with_data_source(registered_dataset)
         fixed = parse_fixed(settings.fixed)
         family = self.objective.rsplit(".", 1)[-1]
         if "metrics" in fixed and family not in str(fixed["metrics"]).split(","):
             raise VaebenchError(
                 f"--set metrics={fixed['metrics']} leaves out {family}, which the objective {self.objective} needs."
             )
-        settings = replace(settings, tune_label_key=tune_key, eval_label_key=eval_key, fixed=fixed)
+        settings = replace(settings, fixed=fixed)
         if settings.tuning_seed in settings.eval_seeds:
             raise VaebenchError(
                 f"The tuning seed {settings.tuning_seed} is among the evaluation seeds {settings.eval_seeds}; "
@@ -216,6 +201,34 @@ class TuneSettings:
                 f"Study name {name!r} may hold only letters, digits and . + : @ = - _ characters."
             )
         return replace(settings, study_name=name)
+
+    def with_data_source(self, registered_dataset: bool = True) -> TuneSettings:
+        """The data source made explicit: files resolved (one study is one study however its files are
+        spelt), a file instead of the default dataset, the dataset's (tuning, evaluation) label keys."""
+        path, labels = self.data_path, self.labels_path
+        settings = replace(
+            self,
+            dataset=None if path is not None else self.dataset,
+            data_path=resolved_path(path) if path is not None else None,
+            labels_path=resolved_path(labels) if labels is not None else None,
+        )
+        if settings.data_path is None and settings.dataset is None:
+            raise VaebenchError("Give a dataset to tune on with --dataset or --data.")
+        default_tune, default_eval = honest_label_keys(settings.dataset, registered_dataset)
+        tune_key = settings.tune_label_key or default_tune
+        eval_key = settings.eval_label_key or default_eval
+        if tune_key is None or eval_key is None:
+            raise VaebenchError(
+                f"Dataset {settings.dataset_name!r} has no default labels to tune and report on; give both "
+                "--tune-label-key (the labels the objective is computed on) and --eval-label-key (the labels "
+                "the result is reported on)."
+            )
+        if tune_key == eval_key:
+            raise VaebenchError(
+                f"--tune-label-key and --eval-label-key are both {tune_key!r}; a study must not be scored on the "
+                "labels it was tuned on, so give two different annotations."
+            )
+        return replace(settings, tune_label_key=tune_key, eval_label_key=eval_key)
 
     def definition(self) -> dict[str, Any]:
         """What defines the study's trials: continuing a study with a different definition is refused."""
@@ -238,18 +251,21 @@ def default_study_name(settings: TuneSettings) -> str:
 
 def settable_names() -> list[str]:
     """The run settings ``--set`` can fix."""
-    return [name for name in RunConfig.field_names() if name not in _OWN_OPTION]
+    return [name for name in RunConfig.flat_names() if name not in _OWN_OPTION]
 
 
 def parse_set(items: Iterable[str]) -> dict[str, str]:
-    """``["latent_dim=4", "tsne_3d=false"]`` -> ``{"latent_dim": "4", "tsne_3d": "false"}``, names checked."""
+    """``["latent_dim=4", "training.epochs=50"]`` -> ``{"latent_dim": "4", "epochs": "50"}``: a flat name
+    or ``part.field``, names checked."""
     fixed: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not name or not value:
-            raise VaebenchError(f"--set takes name=value, such as --set latent_dim=8, got {item!r}.")
-        fixed[name] = value
+            raise VaebenchError(
+                f"--set takes name=value, such as --set latent_dim=8 or --set training.epochs=50, got {item!r}."
+            )
+        fixed[split_setting(name)] = value
     return parse_fixed(fixed)
 
 
@@ -258,7 +274,7 @@ def parse_fixed(fixed: dict[str, Any]) -> dict[str, str]:
     for name in fixed:
         if name in _OWN_OPTION:
             raise VaebenchError(f"--set cannot fix {name!r}; use {_OWN_OPTION[name]} instead.")
-        if name not in RunConfig.field_names():
+        if name not in RunConfig.flat_names():
             raise VaebenchError(
                 f"Unknown setting {name!r} in --set; known settings are: {', '.join(settable_names())}."
             )
@@ -272,13 +288,14 @@ def search_space(settings: TuneSettings) -> dict[str, tuple[Any, ...]]:
 
 def base_config(settings: TuneSettings) -> RunConfig:
     """The configuration every trial starts from: fixed settings, the tuning labels and the tuning seed."""
-    config = RunConfig.from_params(dict(settings.fixed))
-    return replace(
-        config,
-        model=settings.model,
-        dataset=settings.dataset,
-        data_path=settings.data_path,
-        labels_path=settings.labels_path,
-        label_key=settings.tune_label_key,
-        seed=settings.tuning_seed,
-    ).validate()
+    return RunConfig.from_params(
+        {
+            **settings.fixed,
+            "model": settings.model,
+            "dataset": settings.dataset,
+            "data_path": settings.data_path,
+            "labels_path": settings.labels_path,
+            "label_key": settings.tune_label_key,
+            "seed": settings.tuning_seed,
+        }
+    )

@@ -7,7 +7,6 @@ A model registers ``{name: (kind, low, high)}`` or ``{name: ("categorical", choi
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import optuna
@@ -47,4 +46,4 @@ def suggest(trial: optuna.Trial, space: dict[str, tuple[Any, ...]]) -> dict[str,
 def config_for(base: RunConfig, params: dict[str, Any], **overrides: Any) -> RunConfig:
     """``base`` with a trial's parameters (``hidden`` parsed from text such as ``"128,32"``)."""
     values = {k: parse_hidden(v) if k == "hidden" else v for k, v in params.items()}
-    return replace(base, **values, **overrides).validate()
+    return base.with_settings(**values, **overrides)

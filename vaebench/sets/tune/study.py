@@ -243,7 +243,7 @@ def _load(settings: TuneSettings) -> Dataset:
     """The tuning data, read and prepared by the same rule as a run's (``--set preprocess=...`` included)."""
     from vaebench.sets.tune.settings import base_config
 
-    return base_config(settings).data_source().load()
+    return base_config(settings).data.load()
 
 
 def _state_counts(study: optuna.Study) -> dict[str, int]:
