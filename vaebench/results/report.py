@@ -11,7 +11,8 @@ the t-SNE maps come from (the executor, MLflow) is the caller's business.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vaebench.evaluate.figures import save_png
-from vaebench.results import figures, markdown
+from vaebench.results import figures, html, markdown
 from vaebench.results.records import RunRecord, records_frame
 from vaebench.results.scaling import TOTAL, add_scaled_scores, aggregate_name, scaled_columns
 from vaebench.results.tables import (
@@ -38,6 +39,12 @@ from vaebench.results.tables import (
     subtitle,
     summarise,
 )
+
+SECONDS_PER_EPOCH = "train.seconds_per_epoch"
+SETTINGS = ("latent_dim", "epochs", "batch_size", "lr", "perplexity", "n_init", "tsne_cells", "preprocess")
+"""The run settings the report's page names, with every value the runs used."""
+DATA_FACTS = ("dataset.n_cells", "dataset.n_genes", "dataset.n_classes")
+
 
 MapOf = Callable[[str], "pd.DataFrame | None"]
 """A run's 2-d t-SNE (columns ``x``, ``y`` and ``label`` where there are labels) by its run id, or None."""
@@ -105,24 +112,70 @@ class _View:
 
 def as_frame(runs: Sequence[RunRecord] | pd.DataFrame) -> pd.DataFrame:
     """Records as the one-row-per-run frame (:func:`vaebench.results.records.records_frame`); a frame as is."""
-    return runs if isinstance(runs, pd.DataFrame) else records_frame(runs, SUMMARY_METRICS)
+    if isinstance(runs, pd.DataFrame):
+        return runs
+    return records_frame(runs, (*SUMMARY_METRICS, SECONDS_PER_EPOCH))
+
+
+def run_facts(runs: Sequence[RunRecord] | pd.DataFrame) -> dict[str, str]:
+    """What the records' params say of the data (cells, genes, classes) and of the settings they ran with
+    (each setting's values, the controls' absent ones aside); nothing for a frame."""
+    if isinstance(runs, pd.DataFrame):
+        return {}
+    facts: dict[str, str] = {}
+    for key in (*DATA_FACTS, *SETTINGS):
+        values = sorted(
+            {str(r.params[key]) for r in runs if r.params.get(key) not in (None, "", "None")}, key=_numeric
+        )
+        if values:
+            facts[key] = ", ".join(values)
+    return facts
+
+
+def _numeric(value: str) -> tuple[float, str]:
+    """Sorts ``"2"`` before ``"10"``, and words after numbers."""
+    try:
+        return (float(value), value)
+    except ValueError:
+        return (math.inf, value)
 
 
 def write_report(
-    runs: Sequence[RunRecord] | pd.DataFrame, out_dir: Path, maps: MapOf | None = None
+    runs: Sequence[RunRecord] | pd.DataFrame,
+    out_dir: Path,
+    maps: MapOf | None = None,
+    about: Mapping[str, object] | None = None,
 ) -> Report:
-    """Write the tables (Markdown, CSV) and figures (PNG) of ``runs`` to ``out_dir``; ``maps`` gives the
-    2-d t-SNE of the runs drawn in ``tsne_best.png`` (each entry's median run at its best beta)."""
+    """Write the tables (Markdown, CSV), figures (PNG) and the one page that holds them all
+    (``report.html``, :mod:`vaebench.results.html`) of ``runs`` to ``out_dir``; ``maps`` gives the 2-d
+    t-SNE of the runs drawn in ``tsne_best.png`` (each entry's median run at its best beta); ``about``
+    adds to what the page says of the data (``dataset.n_cells``, ``suite run``, ...)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     folder = _Folder(out_dir)
     view = _View.of(as_frame(runs))
     collapsed = collapse_lines(view.frame)
     _write_tables(folder, view, collapsed)
     _write_figures(folder, view)
-    _write_loss_parts(folder, view)
+    parts, part_summary = _write_loss_parts(folder, view)
     panels = tsne_panels(view.frame, view.rank, maps) if maps is not None else []
     if panels:
         folder.figure("tsne_best.png", figures.tsne_grid_figure(panels, view.subtitle))
+    page = html.SuitePage(
+        frame=view.frame,
+        summary=view.summary,
+        paired=view.paired,
+        shown=view.shown,
+        rank=view.rank,
+        subtitle=view.subtitle,
+        labelled=view.labelled,
+        scaled=view.scaled,
+        collapsed=collapsed,
+        loss_parts=part_summary,
+        parts=parts,
+        figures={p.name: p.read_bytes() for p in folder.files if p.suffix == ".png"},
+        facts={**run_facts(runs), **(about or {})},
+    )
+    folder.text("report.html", html.report_page(page))
     return Report(folder.files, view.summary, view.paired, collapsed)
 
 
@@ -151,17 +204,19 @@ def _write_figures(folder: _Folder, view: _View) -> None:
     folder.figure(f"cost_{view.rank}.png", figures.cost_figure(view.frame, view.rank, title))
 
 
-def _write_loss_parts(folder: _Folder, view: _View) -> None:
-    """The final-epoch loss parts of the trained runs, as tables and one figure against beta per part."""
+def _write_loss_parts(folder: _Folder, view: _View) -> tuple[list[str], pd.DataFrame | None]:
+    """The final-epoch loss parts of the trained runs, as tables and one figure against beta per part;
+    the parts and their summary over seeds (None without parts) back."""
     parts = loss_part_columns(view.frame)
     if not parts:
-        return
+        return parts, None
     trained = view.frame[view.frame[parts].notna().any(axis=1)]
     part_summary = summarise(trained, parts)
     folder.text("loss_parts.csv", part_summary.to_csv(index=False))
     folder.text("loss_parts.md", markdown.loss_parts_markdown(part_summary, parts, view.subtitle))
     for part in parts:
         folder.figure(f"beta_{part}.png", figures.beta_figure(part_summary, part, view.subtitle))
+    return parts, part_summary
 
 
 def tsne_panels(frame: pd.DataFrame, rank: str, maps: MapOf) -> list[tuple[str, pd.DataFrame]]:

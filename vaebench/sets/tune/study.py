@@ -223,6 +223,9 @@ def _conclude(
             f"Not evaluated on fresh seeds: the best {settings.objective} is the tuning score on "
             f"{settings.tune_label_key!r}, optimistic by construction."
         )
+    from vaebench.sets.report import report_study  # the study on one page: report/report.html
+
+    report_study(parent, result)  # after the evaluation, so that its comparison and figure are in
     parent.log_dict(_result_record(result), "tune/result.json")
     return result
 
