@@ -56,6 +56,7 @@ th[aria-sort=ascending] button::after { content: " \\25B2"; }
 th[aria-sort=descending] button::after { content: " \\25BC"; }
 tr.good td { background: var(--good); }
 tr.bad td { background: var(--bad); }
+tr.control td { color: var(--muted); font-style: italic; }
 .ci { display: block; font-size: 0.82em; color: var(--muted); }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 8px 0; }
 dl.facts dt { font-weight: 600; }
@@ -71,6 +72,7 @@ footer { color: var(--muted); font-size: 0.85em; padding: 24px 16px; }
   dl.facts { grid-template-columns: 1fr; }
   dl.facts dd { margin-bottom: 6px; }
   .gallery { grid-template-columns: 1fr; }
+  figure.wide img { max-width: none; width: 860px; }
 }
 """
 
@@ -132,6 +134,18 @@ def number(value: float, digits: int = 3, sign: bool = False) -> Cell:
     return Cell(f"{value:{'+' if sign else ''}.{digits}f}", float(value), "num")
 
 
+def beta_cell(beta: float) -> Cell:
+    """A beta as the grid names it (``0.5``, ``2``); empty for a model without one."""
+    return Cell("", None) if beta is None or pd.isna(beta) else Cell(f"{beta:.3g}", float(beta), "num")
+
+
+def p_cell(p: float) -> Cell:
+    """A p-value to two significant digits, small ones in scientific notation."""
+    if p is None or pd.isna(p):
+        return Cell("&ndash;", None, "num")
+    return Cell(f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}", float(p), "num")
+
+
 def mean_cell(mean: float, sd: float, low: float, high: float, digits: int = 3) -> Cell:
     """``mean ± sd`` over seeds with the 95% t-interval beneath it, sorting on the mean."""
     if pd.isna(mean):
@@ -174,11 +188,18 @@ def table(
     )
 
 
-def image(png: bytes, alt: str, caption: str = "") -> str:
-    """A PNG inlined as a data URI, with its alt text and caption."""
+def image(png: bytes, alt: str, caption: str = "", wide: bool = False) -> str:
+    """A PNG inlined as a data URI, with its alt text and caption; a ``wide`` one keeps a legible width on
+    a phone and scrolls sideways there, instead of shrinking to unreadable print."""
     data = base64.b64encode(png).decode("ascii")
     note = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}">{note}</figure>'
+    img = f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+    if wide:
+        return (
+            f'<figure class="wide"><div class="scroll" role="region" aria-label="{esc(caption or alt)}" '
+            f'tabindex="0">{img}</div>{note}</figure>'
+        )
+    return f"<figure>{img}{note}</figure>"
 
 
 def facts_list(facts: Iterable[tuple[str, str]]) -> str:
@@ -221,11 +242,26 @@ def page(title: str, lede: str, sections: Sequence[Section]) -> str:
     )
 
 
+_LABELS = {
+    **SHORT_NAMES,
+    "tsne_kmeans.hom": "t-SNE k-means homogeneity",
+    "tsne_kmeans.com": "t-SNE k-means completeness",
+    "latent_kmeans.hom": "k-means homogeneity",
+    "latent_kmeans.com": "k-means completeness",
+    "latent.silhouette": "silhouette",
+    "latent.active_units": "active units",
+    "latent.active_fraction": "active fraction",
+    "latent.kl": "KL",
+    "train.seconds": "train s",
+    "structure.mean": "structure (mean)",
+}
+
+
 def metric_label(metric: str) -> str:
     """A score's short name for a header: ``t-SNE k-means ARI``, ``total (scaled)``."""
     if metric.startswith("aggregate."):
         return f"{metric.removeprefix('aggregate.')} (scaled)"
-    return SHORT_NAMES.get(metric, metric)
+    return _LABELS.get(metric, metric)
 
 
 def plural(n: int, word: str) -> str:
@@ -286,6 +322,19 @@ def _values(frame: pd.DataFrame, column: str) -> list[str]:
     return [f"{v:.3g}" if isinstance(v, float) else str(v) for v in sorted(values)]
 
 
+def _entries(frame: pd.DataFrame) -> str:
+    """The entries, the baseline and the controls named apart."""
+    entries = sorted(frame["entry"].astype(str).unique())
+    models = [e for e in entries if e != BASELINE and e not in CONTROLS]
+    said = [esc(", ".join(models) or "none")]
+    if BASELINE in entries:
+        said.append(f"baseline {esc(BASELINE)}")
+    controls = [c for c in CONTROLS if c in entries]
+    if controls:
+        said.append(f"controls {esc(', '.join(controls))}")
+    return "; ".join(said)
+
+
 def _data_section(report: SuitePage) -> str:
     frame, facts = report.frame, report.facts
     cells, genes = facts.get("dataset.n_cells"), facts.get("dataset.n_genes")
@@ -298,7 +347,7 @@ def _data_section(report: SuitePage) -> str:
         ("Dataset", esc(", ".join(v for v in _values(frame, "dataset") if v) or "unnamed")),
         ("Cells x genes", esc(f"{cells} x {genes}" if cells and genes else "not recorded")),
         ("Labels", esc(labels)),
-        ("Entries", esc(", ".join(sorted(frame["entry"].astype(str).unique())))),
+        ("Entries", _entries(frame)),
         ("Betas", esc(", ".join(_values(frame, "beta")) or "none (no model with a beta)")),
         ("Seeds", esc(", ".join(_values(frame, "seed")))),
         ("Runs", esc(len(frame))),
@@ -424,21 +473,22 @@ def _verdict_section(report: SuitePage) -> str:
 
 
 def _summary_table(caption: str, summary: pd.DataFrame, metrics: Sequence[str]) -> str:
-    rows = []
+    rows, classes = [], []
     for _, row in summary.iterrows():
-        cells = [text(row["entry"]), number(row["beta"], 3) if not pd.isna(row["beta"]) else Cell("", None)]
+        cells = [text(row["entry"]), beta_cell(row["beta"])]
         cells.append(number(row["n_seeds"], 0))
         for m in metrics:
             digits = 1 if m.endswith("seconds") else 3
             values = [row.get(f"{m} {k}", np.nan) for k in ("mean", "sd", "ci95_low", "ci95_high")]
             cells.append(mean_cell(*values, digits=digits))
         rows.append(cells)
+        classes.append("control" if row["entry"] in CONTROLS else "")
     headers = ["entry", "beta", "seeds", *(metric_label(m) for m in metrics)]
-    return table(caption, headers, rows, titles=["", "", "", *metrics])
+    return table(caption, headers, rows, classes, titles=["", "", "", *metrics])
 
 
-def _figure(report: SuitePage, name: str, alt: str, caption: str = "") -> str:
-    return image(report.figures[name], alt, caption) if name in report.figures else ""
+def _figure(report: SuitePage, name: str, alt: str, caption: str = "", wide: bool = False) -> str:
+    return image(report.figures[name], alt, caption, wide) if name in report.figures else ""
 
 
 def _results_section(report: SuitePage) -> str:
@@ -453,6 +503,7 @@ def _results_section(report: SuitePage) -> str:
         "Results table: rows are entries sorted by the total scaled score; cells are scaled scores "
         "grouped into bio-conservation, structure and cost; bars on the right are group aggregates.",
         "The results table: scaled scores (0: worst control, 1: best) and each group's aggregate.",
+        wide=True,
     )
     body += _figure(
         report,
@@ -491,14 +542,14 @@ def _paired_section(report: SuitePage) -> str:
     paired = report.paired
     rows, classes = [], []
     for _, r in paired.iterrows():
-        beta = number(r["beta"], 3) if not pd.isna(r["beta"]) else Cell("", None)
+        beta = beta_cell(r["beta"])
         interval = (
             f"[{r['ci95_low']:+.3f}, {r['ci95_high']:+.3f}]" if not pd.isna(r["ci95_low"]) else "&ndash;"
         )
         rows.append([
             text(r["entry"]), beta, text(metric_label(r["metric"])), number(r["n_pairs"], 0),
             number(r["mean_difference"], 3, sign=True), Cell(interval, r["ci95_low"], "num"),
-            number(r["wilcoxon_p"], 3), number(r["holm_p"], 3), text(r["holm_verdict"]),
+            p_cell(r["wilcoxon_p"]), p_cell(r["holm_p"]), text(r["holm_verdict"]),
         ])  # fmt: skip
         verdict = str(r["holm_verdict"])
         classes.append(
@@ -528,7 +579,7 @@ def _cost_section(report: SuitePage) -> str:
         rows.append(
             [
                 text(entry),
-                number(beta, 3) if not pd.isna(beta) else Cell("", None),
+                beta_cell(beta),
                 number(runs["seed"].nunique(), 0),
             ]
             + [
@@ -577,6 +628,7 @@ def _maps_section(report: SuitePage) -> str:
         "2-d t-SNE of each entry's run at its best beta (the seed with the median score), cells coloured by "
         "label.",
         f"Each entry at its best beta by {report.rank}: the run whose score is that beta's median.",
+        wide=True,
     )
 
 
@@ -587,10 +639,10 @@ def _runs_section(report: SuitePage) -> str:
         ids = "<br>".join(
             f"seed {esc(s)}: <code>{esc(r)}</code>" for s, r in zip(runs["seed"], runs["run_id"], strict=True)
         )
-        rows.append([text(entry), number(beta, 3) if not pd.isna(beta) else Cell("", None), Cell(ids, None)])
+        rows.append([text(entry), beta_cell(beta), Cell(ids, None)])
     intro = (
         "<p>Each run's MLflow id: open it in the MLflow UI's search (<code>attributes.run_id = '...'</code>) "
-        "or with <code>mlflow runs describe --run-id ...</code>.</p>"
+        "or with <code>mlflow runs describe --run-id ID</code>.</p>"
     )
     return intro + table("MLflow run ids per entry and beta", ["entry", "beta", "runs"], rows)
 
@@ -722,7 +774,7 @@ def _comparison_table(comparisons: Sequence[Comparison], holm: np.ndarray) -> st
         rows.append([
             text(c.entry), text(c.baseline), text(c.metric), number(c.n_pairs, 0),
             number(c.mean_difference, 3, sign=True), Cell(f"[{c.ci95_low:+.3f}, {c.ci95_high:+.3f}]", c.ci95_low, "num"),
-            number(c.wilcoxon_p), number(p), text(verdict),
+            p_cell(c.wilcoxon_p), p_cell(p), text(verdict),
         ])  # fmt: skip
         classes.append(
             "good" if verdict.startswith("better") else "bad" if verdict.startswith("worse") else ""
