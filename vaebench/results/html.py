@@ -41,14 +41,18 @@ header { padding-top: 20px; }
 h1 { font-size: 1.6em; margin: 0 0 4px; }
 h2 { font-size: 1.25em; margin: 28px 0 8px; padding-top: 8px; border-top: 2px solid var(--line); }
 h3 { font-size: 1.05em; margin: 18px 0 6px; }
-.lede, .note, caption, figcaption { color: var(--muted); }
+.lede, .note, .caption, figcaption { color: var(--muted); }
 nav ul { list-style: none; padding: 0; margin: 8px 0; display: flex; flex-wrap: wrap; gap: 4px 14px; }
 nav a { color: var(--accent); text-decoration: none; }
 .scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; margin: 8px 0 14px; max-width: 100%; }
 table { border-collapse: collapse; font-size: 0.9em; font-variant-numeric: tabular-nums; }
-caption { text-align: left; padding: 4px 0; caption-side: top; }
+.caption { margin: 12px 0 0; font-size: 0.9em; }
+.sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
 td.num { text-align: right; white-space: nowrap; }
+td { background: #fff; }
+tbody td:first-child, thead th:first-child { position: sticky; left: 0; z-index: 1; }
+thead th:first-child { z-index: 2; }
 thead th { background: var(--band); position: sticky; top: 0; white-space: nowrap; }
 th button { font: inherit; font-weight: 600; color: inherit; background: none; border: 0; padding: 0;
   cursor: pointer; }
@@ -63,6 +67,7 @@ dl.facts dt { font-weight: 600; }
 dl.facts dd { margin: 0; }
 figure { margin: 12px 0 20px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figure.maps img { max-width: min(100%, 900px); }
 code { font-size: 0.88em; word-break: break-all; }
 ul.verdict li { margin: 4px 0; }
 .gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 8px 16px; }
@@ -182,13 +187,14 @@ def table(
         )
         body.append(f"<tr{f' class={chr(34)}{css}{chr(34)}' if css else ''}>{cells}</tr>")
     return (
+        f'<p class="caption" aria-hidden="true">{esc(caption)}</p>'
         f'<div class="scroll" role="region" aria-label="{esc(caption)}" tabindex="0">'
-        f'<table class="sortable"><caption>{esc(caption)}</caption><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
+        f'<table class="sortable"><caption class="sr-only">{esc(caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )
 
 
-def image(png: bytes, alt: str, caption: str = "", wide: bool = False) -> str:
+def image(png: bytes, alt: str, caption: str = "", wide: bool = False, css: str = "") -> str:
     """A PNG inlined as a data URI, with its alt text and caption; a ``wide`` one keeps a legible width on
     a phone and scrolls sideways there, instead of shrinking to unreadable print."""
     data = base64.b64encode(png).decode("ascii")
@@ -196,10 +202,10 @@ def image(png: bytes, alt: str, caption: str = "", wide: bool = False) -> str:
     img = f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
     if wide:
         return (
-            f'<figure class="wide"><div class="scroll" role="region" aria-label="{esc(caption or alt)}" '
-            f'tabindex="0">{img}</div>{note}</figure>'
+            f'<figure class="wide {css}"><div class="scroll" role="region" '
+            f'aria-label="{esc(caption or alt)}" tabindex="0">{img}</div>{note}</figure>'
         )
-    return f"<figure>{img}{note}</figure>"
+    return f'<figure class="{css}">{img}{note}</figure>' if css else f"<figure>{img}{note}</figure>"
 
 
 def facts_list(facts: Iterable[tuple[str, str]]) -> str:
@@ -322,6 +328,23 @@ def _values(frame: pd.DataFrame, column: str) -> list[str]:
     return [f"{v:.3g}" if isinstance(v, float) else str(v) for v in sorted(values)]
 
 
+_SETTING_NAMES = {
+    "latent_dim": "Latent dimensions",
+    "epochs": "Epochs",
+    "batch_size": "Batch size",
+    "lr": "Learning rate",
+    "perplexity": "t-SNE perplexity",
+    "n_init": "k-means restarts",
+    "tsne_cells": "Cells in the 2-d t-SNE",
+    "preprocess": "Preprocessing",
+    "suite run": "Suite run (MLflow)",
+}
+
+
+def _fact(key: str, value: object) -> str:
+    return f"<code>{esc(value)}</code>" if key.endswith("run") else esc(value)
+
+
 def _entries(frame: pd.DataFrame) -> str:
     """The entries, the baseline and the controls named apart."""
     entries = sorted(frame["entry"].astype(str).unique())
@@ -356,7 +379,9 @@ def _data_section(report: SuitePage) -> str:
             f"<strong>{esc(behind)}</strong> (the <em>seeds</em> column of each table)",
         ),
     ]
-    rows += [(k, esc(v)) for k, v in facts.items() if not k.startswith("dataset.")]
+    rows += [
+        (_SETTING_NAMES.get(k, k), _fact(k, v)) for k, v in facts.items() if not k.startswith("dataset.")
+    ]
     note = ""
     if not report.labelled:
         note = (
@@ -487,8 +512,10 @@ def _summary_table(caption: str, summary: pd.DataFrame, metrics: Sequence[str]) 
     return table(caption, headers, rows, classes, titles=["", "", "", *metrics])
 
 
-def _figure(report: SuitePage, name: str, alt: str, caption: str = "", wide: bool = False) -> str:
-    return image(report.figures[name], alt, caption, wide) if name in report.figures else ""
+def _figure(
+    report: SuitePage, name: str, alt: str, caption: str = "", wide: bool = False, css: str = ""
+) -> str:
+    return image(report.figures[name], alt, caption, wide, css) if name in report.figures else ""
 
 
 def _results_section(report: SuitePage) -> str:
@@ -583,7 +610,7 @@ def _cost_section(report: SuitePage) -> str:
                 number(runs["seed"].nunique(), 0),
             ]
             + [
-                number(v, 0 if c == "epochs" else 3 if "epoch" in c else 1)
+                number(v, 0 if c == "epochs" else 3 if "epoch" in c else 2)
                 for v, c in zip(means, columns, strict=True)
             ]
         )
@@ -629,6 +656,7 @@ def _maps_section(report: SuitePage) -> str:
         "label.",
         f"Each entry at its best beta by {report.rank}: the run whose score is that beta's median.",
         wide=True,
+        css="maps",
     )
 
 
