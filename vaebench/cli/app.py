@@ -18,6 +18,7 @@ from vaebench.cli.common import (
     print_run_location,
     print_scores,
     say_collapse,
+    say_report,
     user_errors,
 )
 from vaebench.cli.heap import freeze_imported_objects
@@ -98,7 +99,7 @@ def report(
 
         configure_tracking(tracking_uri, experiment)
         files = report_experiment(experiment, out_dir, suite_run, on_collapse=say_collapse)
-        out.print(f"Report: {len(files)} files in {out_dir}/", highlight=False)
+        say_report(files, out_dir)
         for path in files:
             out.print(f"  {path.name}", highlight=False)
 

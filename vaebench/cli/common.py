@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -114,3 +115,12 @@ def say_collapse(line: str) -> None:
 def print_run_location(tracking_uri: str, experiment: str, run_id: str) -> None:
     out.print(f"MLflow run [bold]{run_id}[/] in experiment [bold]{experiment}[/] at {tracking_uri}")
     out.print(f"  browse it with: mlflow ui --backend-store-uri {tracking_uri}", highlight=False)
+
+
+def say_report(files: list[Path], folder: Path) -> None:
+    """Where a report went: the one page to open first, then how many files stand beside it."""
+    page = next((path for path in files if path.name == "report.html"), None)
+    if page is not None:
+        out.print(f"Report: open {page} ({len(files)} files in {folder}/)", highlight=False, soft_wrap=True)
+    else:
+        out.print(f"Report: {len(files)} files in {folder}/", highlight=False)

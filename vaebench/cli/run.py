@@ -26,6 +26,7 @@ from vaebench.cli.common import (
     print_run_location,
     print_scores,
     say_collapse,
+    say_report,
     user_errors,
 )
 from vaebench.cli.options import SetOption, one_data_source, parse_set, part_options
@@ -209,7 +210,7 @@ def run_suite(request: SuiteRequest) -> None:
         files = report_suite(
             parent, results, data, request.report_dir, request.experiment, on_collapse=say_collapse
         )
-        out.print(f"Report: {len(files)} files in {request.report_dir}/")
+        say_report(files, request.report_dir)
 
     with suite_progress(suite.name) as on_progress:
         result = run_points(
