@@ -34,6 +34,11 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: P
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
+    # MLflow's in-process URI outranks the variable: an earlier test that configured tracking in this
+    # worker process must not send this test's runs to its store.
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
     return uri
 
 
