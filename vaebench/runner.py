@@ -32,6 +32,7 @@ from vaebench.evaluate import (
     evaluate_embedding,
     kmeans_comparison_figure,
     loss_curve_figure,
+    map_figure,
     score_heatmap,
     tsne3d_figure,
     tsne_figure,
@@ -262,17 +263,30 @@ def log_evaluation(
         figures["figures/tsne3d.png"] = tsne3d_figure(
             evaluation.tsne3d, take(labels, evaluation.tsne3d_cells), f"{title}: 3-d t-SNE"
         )
+    if evaluation.umap2d is not None:
+        figures["figures/umap.png"] = map_figure(
+            evaluation.umap2d, map_labels, f"{title}: UMAP{sampled}", "UMAP"
+        )
     for path, figure in figures.items():
         run.log_figure(figure, path)
         plt.close(figure)
     run.log_table(latent_table(cell_ids, labels, latent), "latent/latent_codes.csv")
-    tsne = pd.DataFrame(evaluation.tsne2d, columns=["x", "y"])
-    if map_labels is not None:
-        tsne.insert(0, "label", map_labels)
-    tsne.insert(0, "cell_id", take(cell_ids, evaluation.map_cells))
+    map_ids = take(cell_ids, evaluation.map_cells)
+    tsne = map_table(evaluation.tsne2d, map_ids, map_labels)
     if evaluation.kmeans_labels is not None:
         tsne["kmeans"] = evaluation.kmeans_labels
     run.log_table(tsne, "latent/tsne2d.csv")
+    if evaluation.umap2d is not None:
+        run.log_table(map_table(evaluation.umap2d, map_ids, map_labels), "latent/umap.csv")
+
+
+def map_table(coords: np.ndarray, cell_ids: np.ndarray, labels: np.ndarray | None) -> pd.DataFrame:
+    """A 2-d map as a table, one row per mapped cell: cell id, label (where there are labels), x, y."""
+    table = pd.DataFrame(coords, columns=["x", "y"])
+    if labels is not None:
+        table.insert(0, "label", labels)
+    table.insert(0, "cell_id", cell_ids)
+    return table
 
 
 def score_matrix(metrics: dict[str, float]) -> pd.DataFrame:

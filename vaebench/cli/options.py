@@ -23,7 +23,7 @@ from vaebench.config.parts import PARTS
 from vaebench.errors import VaebenchError
 
 _PATHS = {"data_path", "labels_path"}
-_TEXT = {"hidden", "metrics"}  # typed as text on the command line and parsed here
+_TEXT = {"hidden", "metrics", "maps"}  # typed as text on the command line and parsed here
 
 SetOption = Annotated[
     list[str] | None,
@@ -83,10 +83,10 @@ def from_option(name: str, value: Any) -> Any:
         return str(value)
     if name == "hidden":
         return parse_hidden(value)
-    if name == "metrics":
+    if name in ("metrics", "maps"):
         names = tuple(part.strip() for part in str(value).split(",") if part.strip())
         if not names:
-            raise VaebenchError("--metrics is empty.")
+            raise VaebenchError(f"--{name} is empty.")
         return names
     return value
 

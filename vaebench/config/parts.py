@@ -137,8 +137,17 @@ class ProtocolSettings:
     metrics: tuple[str, ...] | None = setting(
         None, "Comma-separated metrics (default: all; see `vaebench list`).", panel=PANEL_EVALUATION
     )
+    maps: tuple[str, ...] = setting(
+        ("tsne",),
+        "Comma-separated 2-d maps to draw: tsne (always: it is scored), umap (a figure, not a score; "
+        "pip install 'vaebench[umap]').",
+        panel=PANEL_EVALUATION,
+        cli_default="tsne",
+    )
 
     def __post_init__(self) -> None:
+        from vaebench.evaluate.embed import check_maps
+
         _refuse(
             [
                 (self.perplexity > 0, f"--perplexity must be positive, got {self.perplexity}."),
@@ -146,6 +155,7 @@ class ProtocolSettings:
                 (self.tsne_cells >= 10, f"--tsne-cells must be at least 10, got {self.tsne_cells}."),
             ]
         )
+        check_maps(self.maps)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,9 @@ from vaebench.models.user import get_model
 # Fields that say how a run is executed, or what it draws, not what it scores: left out of the config hash.
 # (A file's path is left out too: the content hash of the data stands for it, so the same file read from
 # another folder, or copied elsewhere, is the same run.)
-EXECUTION_FIELDS = frozenset({"threads", "device", "progress", "tsne_3d", "data_path", "labels_path"})
+EXECUTION_FIELDS = frozenset({"threads", "device", "progress", "tsne_3d", "maps", "data_path", "labels_path"})
+DEFAULT_MAPS = ("tsne",)
+"""The maps every run draws; a run that draws only these logs no ``maps`` param, as before there was one."""
 # Fields that only a trained network reads: a model that is fitted (pca) or drawn (the controls) neither
 # logs them nor hashes them, so its run does not claim to have trained for 200 epochs.
 TRAINING_FIELDS = ("epochs", "lr", "batch_size", "variant", "hidden", "vsc_alpha", "vsc_c", "flows")
@@ -84,6 +86,7 @@ _ORDER = [
     "tsne_3d",
     "tsne_cells",
     "metrics",
+    "maps",
     "threads",
     "device",
 ]
@@ -182,8 +185,11 @@ class RunConfig:
 
     def params(self) -> dict[str, Any]:
         """Flat parameters for logging: every field the model reads (a model that is not trained has no
-        epochs, learning rate, ...), tuples as comma-separated text, None as ``None``."""
+        epochs, learning rate, ...), tuples as comma-separated text, None as ``None``. The default maps
+        are not written, so that a run's params are what they were before maps could be chosen."""
         unread = () if get_model(self.model).is_trained else TRAINING_FIELDS
+        if self.protocol.maps == DEFAULT_MAPS:
+            unread = (*unread, "maps")
         return {
             key: ",".join(map(str, value)) if isinstance(value, tuple) else value
             for key, value in self.flat().items()
@@ -238,6 +244,7 @@ def normalise(given: Mapping[str, Any]) -> RunConfig:
     _build(values)  # every setting checked as given, before the unread ones are dropped
     for name in values["metrics"] or ():
         get_metric(name)
+    values["maps"] = canonical_maps(values["maps"])
     if values["data_path"] is not None:
         values["dataset"] = None  # a file replaces the named dataset
     elif values["dataset"] is None:
@@ -276,6 +283,12 @@ def _build(values: dict[str, Any]) -> RunConfig:
     )
 
 
+def canonical_maps(maps: tuple[str, ...]) -> tuple[str, ...]:
+    """The maps in one order, each once, t-SNE always among them (the study's scores are read off it):
+    ``umap`` and ``umap,tsne`` are ``("tsne", "umap")``."""
+    return tuple(dict.fromkeys(("tsne", *maps)))
+
+
 def parse_hidden(text: str | None) -> tuple[int, ...] | None:
     """``"128,32"`` -> ``(128, 32)``; empty or None -> None."""
     if text is None or str(text).strip() in ("", "None"):
@@ -302,6 +315,8 @@ def coerce(key: str, raw: Any) -> Any:
         if raw is None or raw == "None" or isinstance(raw, tuple):
             return raw
         return tuple(str(raw).split(",")) if isinstance(raw, str) else tuple(raw)
+    if key == "maps":
+        return parse_maps(raw)
     if raw is None or raw == "None":
         return None
     if not isinstance(raw, str):
@@ -313,6 +328,14 @@ def coerce(key: str, raw: Any) -> Any:
         return kind(raw)
     except ValueError:
         raise VaebenchError(f"Setting {key} must be a {kind.__name__}, got {raw!r}.") from None
+
+
+def parse_maps(raw: Any) -> tuple[str, ...]:
+    """``"tsne,umap"`` (or a list, as a suite's TOML gives it) -> ``("tsne", "umap")``; None: the default."""
+    if raw is None or raw == "None":
+        return DEFAULT_MAPS
+    names = str(raw).split(",") if isinstance(raw, str) else [str(name) for name in raw]
+    return tuple(name.strip() for name in names if name.strip())
 
 
 def split_setting(name: str) -> str:
@@ -331,6 +354,7 @@ def split_setting(name: str) -> str:
 
 
 __all__ = [
+    "DEFAULT_MAPS",
     "EXECUTION_FIELDS",
     "STUDY_BETA",
     "TRAINING_FIELDS",

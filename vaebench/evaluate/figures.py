@@ -1,4 +1,4 @@
-"""The study's figures: t-SNE maps coloured by cell type, the k-means comparison, the score heatmap.
+"""The study's figures: t-SNE maps (and UMAP where asked for) coloured by cell type, the k-means comparison, the score heatmap.
 
 Each function returns a matplotlib Figure and never shows it; the caller saves or logs it, as the PNG of
 :func:`png_image`. Cell types get the same colour in every figure of a label set (sorted names -> tab10,
@@ -67,16 +67,16 @@ def _scatter_by_label(
         )
 
 
-def label_map_axes(ax: Axes) -> None:
-    """Name a t-SNE map's axes and draw no ticks: its coordinates have no unit or meaning, only the
-    neighbourhoods do (scanpy's embedding plots show none either), and ticks were half of a map's drawing
-    time."""
-    ax.set_xlabel("t-SNE 1")
-    ax.set_ylabel("t-SNE 2")
+def label_map_axes(ax: Axes, name: str = "t-SNE") -> None:
+    """Name a map's axes (``name`` 1, 2) and draw no ticks: its coordinates have no unit or meaning, only
+    the neighbourhoods do (scanpy's embedding plots show none either), and ticks were half of a map's
+    drawing time."""
+    ax.set_xlabel(f"{name} 1")
+    ax.set_ylabel(f"{name} 2")
     ax.set_xticks([])
     ax.set_yticks([])
     if hasattr(ax, "set_zlabel"):  # a 3-d map
-        ax.set_zlabel("t-SNE 3")
+        ax.set_zlabel(f"{name} 3")
         ax.set_zticks([])
 
 
@@ -93,6 +93,11 @@ UNLABELLED_COLOR = "#4c72b0"
 def tsne_figure(coords2d: np.ndarray, labels: np.ndarray | None, title: str) -> Figure:
     """The 2-d t-SNE coloured by cell type, with a legend of names and cell counts; one colour and no
     legend for cells without labels."""
+    return map_figure(coords2d, labels, title, "t-SNE")
+
+
+def map_figure(coords2d: np.ndarray, labels: np.ndarray | None, title: str, name: str) -> Figure:
+    """A 2-d map (t-SNE, UMAP: ``name`` labels its axes) drawn as :func:`tsne_figure` draws the t-SNE."""
     fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
     coords2d = np.asarray(coords2d)
     if labels is None:
@@ -100,7 +105,7 @@ def tsne_figure(coords2d: np.ndarray, labels: np.ndarray | None, title: str) -> 
     else:
         _scatter_by_label(ax, coords2d, labels, label_palette(labels))
         _legend_right(ax, "cell type")
-    label_map_axes(ax)
+    label_map_axes(ax, name)
     ax.set_title(title)
     return fig
 

@@ -16,6 +16,9 @@ plain seeded sample. Label scores are then absent, never zero (:func:`no_labels_
 At scale (:mod:`vaebench.evaluate.subsample`): above ``tsne_cells`` cells the map and the k-means on it
 use a stratified seeded sample of that size, the 3-d map at most ``TSNE3D_CELLS`` cells, the silhouette a
 sample; up to it every step sees every cell, as the study's protocol does.
+
+Asked for (``maps`` holding ``umap``), a 2-d UMAP is drawn on the same cells as the 2-d t-SNE: a figure
+beside it, scored by nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from sklearn.cluster import KMeans
 from vaebench.config.parts import ProtocolSettings
 from vaebench.errors import VaebenchError
 from vaebench.evaluate.beyond import beyond_study_scores
-from vaebench.evaluate.embed import tsne
+from vaebench.evaluate.embed import tsne, umap_map
 from vaebench.evaluate.metrics import get_metric
 from vaebench.evaluate.subsample import (
     SILHOUETTE_CELLS,
@@ -81,8 +84,8 @@ def no_labels_message(metric_names: Sequence[str] = DEFAULT_METRICS) -> str:
 class Evaluation:
     """Scores of one embedding and what the figures need.
 
-    ``map_cells`` are the cells the 2-d map (and the k-means on it) was drawn on, ``tsne3d_cells`` those
-    of the 3-d map; None means every cell. Without labels there is no k-means (``kmeans_labels`` and
+    ``map_cells`` are the cells the 2-d map (and the k-means on it) was drawn on, and the UMAP ``umap2d``
+    where it was asked for (None otherwise); ``tsne3d_cells`` those of the 3-d map; None means every cell. Without labels there is no k-means (``kmeans_labels`` and
     ``kmeans_centroids`` are None) and ``metrics`` holds no label score.
     """
 
@@ -94,6 +97,7 @@ class Evaluation:
     seconds: dict[str, float] = field(default_factory=dict)
     map_cells: np.ndarray | None = None
     tsne3d_cells: np.ndarray | None = None
+    umap2d: np.ndarray | None = None
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -213,8 +217,9 @@ def evaluate_embedding(
                 f"latent_{name}", metric.fn, take(latent, sampled), take(labels, sampled)
             )
     metrics.update(beyond_study_scores(names, latent, labels, inputs, seed, seconds))
+    umap2d = umap_of(latent, map_cells, settings, seconds, seed)
     return Evaluation(
-        metrics, map2d, map3d, on_map.labels, on_map.centroids, seconds, map_cells, tsne3d_cells
+        metrics, map2d, map3d, on_map.labels, on_map.centroids, seconds, map_cells, tsne3d_cells, umap2d
     )
 
 
@@ -255,4 +260,22 @@ def _evaluate_unlabelled(
     map2d, map3d, map_cells, tsne3d_cells = _maps(latent, None, settings, seconds, seed, n_jobs)
     names = label_free(metric_names(settings))
     metrics = beyond_study_scores(names, latent, None, inputs, seed, seconds)
-    return Evaluation(metrics, map2d, map3d, None, None, seconds, map_cells, tsne3d_cells)
+    umap2d = umap_of(latent, map_cells, settings, seconds, seed)
+    return Evaluation(metrics, map2d, map3d, None, None, seconds, map_cells, tsne3d_cells, umap2d)
+
+
+def umap_of(
+    latent: np.ndarray,
+    map_cells: np.ndarray | None,
+    settings: ProtocolSettings,
+    seconds: dict[str, float],
+    seed: int,
+) -> np.ndarray | None:
+    """The 2-d UMAP of the t-SNE map's cells where ``settings.maps`` asks for it, timed as ``umap``; None
+    otherwise, and for a 2-d latent, which is its own map."""
+    if "umap" not in settings.maps or latent.shape[1] == 2:
+        return None
+    start = time.perf_counter()
+    coords = umap_map(take(latent, map_cells), seed)
+    seconds["umap"] = time.perf_counter() - start
+    return coords

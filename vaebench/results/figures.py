@@ -135,6 +135,33 @@ def tsne_grid_figure(panels: list[tuple[str, pd.DataFrame]], subtitle: str) -> F
     return fig
 
 
+def maps_beside_figure(panels: list[tuple[str, pd.DataFrame]], subtitle: str) -> Figure:
+    """Each entry's 2-d t-SNE with its UMAP beside it (columns ``umap_x``, ``umap_y`` of the same cells;
+    a run without a UMAP leaves its place empty and says so), one row per entry, one shared legend."""
+    panels = [(title, table if "label" in table else table.assign(label="cells")) for title, table in panels]
+    colors = label_palette(list(set().union(*(set(table["label"].astype(str)) for _, table in panels))))
+    fig, axes = plt.subplots(
+        len(panels), 2, figsize=(10.5, 4.2 * len(panels)), squeeze=False, layout="constrained"
+    )
+    for (tsne_ax, umap_ax), (title, table) in zip(axes, panels, strict=True):
+        for ax, (x, y), name in ((tsne_ax, ("x", "y"), "t-SNE"), (umap_ax, ("umap_x", "umap_y"), "UMAP")):
+            cells = table.dropna(subset=[x, y]) if x in table else table.iloc[:0]
+            if cells.empty:
+                ax.axis("off")
+                ax.text(0.5, 0.5, f"{title}:\nno {name} logged", ha="center", va="center")
+                continue
+            for label, color in colors.items():
+                group = cells[cells["label"].astype(str) == label]
+                ax.scatter(group[x], group[y], s=5, color=color, label=label, linewidths=0)
+            ax.set_title(f"{title}\n{name}", fontsize=10)
+            label_map_axes(ax, name)
+    if list(colors) != ["cells"]:
+        handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=n) for n, c in colors.items()]
+        fig.legend(handles=handles, loc="outside right center", frameon=False, title="cell type")
+    fig.suptitle(f"2-d t-SNE and UMAP of each model at its best beta\n{subtitle}")
+    return fig
+
+
 def _shown(summary: pd.DataFrame, column: str) -> bool:
     """Whether the summary has means of ``column`` (scores that need labels have none without labels)."""
     return f"{column} mean" in summary and bool(summary[f"{column} mean"].notna().any())

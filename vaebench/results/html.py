@@ -652,8 +652,8 @@ def _maps_section(report: SuitePage) -> str:
     return _figure(
         report,
         "tsne_best.png",
-        "2-d t-SNE of each entry's run at its best beta (the seed with the median score), cells coloured by "
-        "label.",
+        "2-d t-SNE of each entry's run at its best beta (the seed with the median score), with its UMAP "
+        "beside it where the run drew one (--maps tsne,umap), cells coloured by label.",
         f"Each entry at its best beta by {report.rank}: the run whose score is that beta's median.",
         wide=True,
         css="maps",

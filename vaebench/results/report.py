@@ -148,8 +148,9 @@ def write_report(
 ) -> Report:
     """Write the tables (Markdown, CSV), figures (PNG) and the one page that holds them all
     (``report.html``, :mod:`vaebench.results.html`) of ``runs`` to ``out_dir``; ``maps`` gives the 2-d
-    t-SNE of the runs drawn in ``tsne_best.png`` (each entry's median run at its best beta); ``about``
-    adds to what the page says of the data (``dataset.n_cells``, ``suite run``, ...)."""
+    t-SNE of the runs drawn in ``tsne_best.png`` (each entry's median run at its best beta), with their
+    UMAP beside them where the tables hold one (:func:`with_umap`); ``about`` adds to what the page says
+    of the data (``dataset.n_cells``, ``suite run``, ...)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     folder = _Folder(out_dir)
     view = _View.of(as_frame(runs))
@@ -159,7 +160,7 @@ def write_report(
     parts, part_summary = _write_loss_parts(folder, view)
     panels = tsne_panels(view.frame, view.rank, maps) if maps is not None else []
     if panels:
-        folder.figure("tsne_best.png", figures.tsne_grid_figure(panels, view.subtitle))
+        folder.figure("tsne_best.png", best_maps_figure(panels, view.subtitle))
     page = html.SuitePage(
         frame=view.frame,
         summary=view.summary,
@@ -231,3 +232,26 @@ def tsne_panels(frame: pd.DataFrame, rank: str, maps: MapOf) -> list[tuple[str, 
         beta = "" if pd.isna(run["beta"]) else f", beta={run['beta']:.3g}"
         panels.append((f"{run['entry']}{beta}, seed {run['seed']} ({short} {run[rank]:.2f})", table))
     return panels
+
+
+def best_maps_figure(panels: list[tuple[str, pd.DataFrame]], subtitle: str) -> Figure:
+    """The best runs' t-SNE maps, with their UMAP beside them where any run logged one
+    (:func:`with_umap`)."""
+    if any("umap_x" in table for _, table in panels):
+        return figures.maps_beside_figure(panels, subtitle)
+    return figures.tsne_grid_figure(panels, subtitle)
+
+
+def with_umap(maps: MapOf, umaps: MapOf) -> MapOf:
+    """A run's t-SNE map (``maps``) with its UMAP (``umaps``: the same cells, ``cell_id``, ``x``, ``y``)
+    joined on the cell as ``umap_x``, ``umap_y`` where the run logged one."""
+
+    def both(run_id: str) -> pd.DataFrame | None:
+        tsne = maps(run_id)
+        umap = umaps(run_id) if tsne is not None else None
+        if umap is None or "cell_id" not in tsne or "cell_id" not in umap:
+            return tsne
+        coords = umap[["cell_id", "x", "y"]].rename(columns={"x": "umap_x", "y": "umap_y"})
+        return tsne.merge(coords, on="cell_id", how="left")
+
+    return both

@@ -17,6 +17,7 @@ from vaebench import tracking
 from vaebench.executor.runs import FINISHED, SKIPPED, RunResult
 from vaebench.results import RunRecord, beside, write_report
 from vaebench.results.html import study_page
+from vaebench.results.report import with_umap
 from vaebench.tracking import reader
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def _report(
 ) -> list[Path]:
     runs = [*records, *beside(records, reader.tuned_records(experiment))]
     about = {k: v for k, v in about.items() if v is not None} | {"suite run": parent.run_id}
-    report = write_report(runs, out_dir, reader.tsne_map, about)
+    report = write_report(runs, out_dir, with_umap(reader.tsne_map, reader.umap_map), about)
     for path in report.files:
         parent.log_file(path, "report")
     for line in report.collapsed if on_collapse is not None else ():

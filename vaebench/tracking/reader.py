@@ -26,6 +26,7 @@ SUITE_ROLE = f"tags.`vaebench.role` = 'suite' AND attributes.status = '{FINISHED
 TUNED = "tags.`vaebench.role` = 'tune-eval' AND tags.tuned != 'superseded'"
 """The fresh-seed evaluations of tuned models (and of their baseline) that are still the study's best."""
 TSNE_MAP = "latent/tsne2d.csv"
+UMAP_MAP = "latent/umap.csv"
 
 
 def _number(text: str | None) -> float | None:
@@ -107,4 +108,11 @@ def tuned_records(experiment: str | None) -> list[RunRecord]:
 def tsne_map(run_id: str) -> pd.DataFrame | None:
     """A run's logged 2-d t-SNE (``latent/tsne2d.csv``: cell id, label where there are labels, x, y)."""
     text = artifact_text(run_id, TSNE_MAP)
+    return None if text is None else pd.read_csv(io.StringIO(text))
+
+
+def umap_map(run_id: str) -> pd.DataFrame | None:
+    """A run's logged UMAP (``latent/umap.csv``: cell id, label where there are labels, x, y), or None
+    where the run drew none (``--maps`` without umap)."""
+    text = artifact_text(run_id, UMAP_MAP)
     return None if text is None else pd.read_csv(io.StringIO(text))
