@@ -217,7 +217,7 @@ def evaluate_embedding(
                 f"latent_{name}", metric.fn, take(latent, sampled), take(labels, sampled)
             )
     metrics.update(beyond_study_scores(names, latent, labels, inputs, seed, seconds))
-    umap2d = umap_of(latent, map_cells, settings, seconds, seed)
+    umap2d = umap_of(latent, map_cells, settings.maps, seconds, seed)
     return Evaluation(
         metrics, map2d, map3d, on_map.labels, on_map.centroids, seconds, map_cells, tsne3d_cells, umap2d
     )
@@ -260,22 +260,18 @@ def _evaluate_unlabelled(
     map2d, map3d, map_cells, tsne3d_cells = _maps(latent, None, settings, seconds, seed, n_jobs)
     names = label_free(metric_names(settings))
     metrics = beyond_study_scores(names, latent, None, inputs, seed, seconds)
-    umap2d = umap_of(latent, map_cells, settings, seconds, seed)
+    umap2d = umap_of(latent, map_cells, settings.maps, seconds, seed)
     return Evaluation(metrics, map2d, map3d, None, None, seconds, map_cells, tsne3d_cells, umap2d)
 
 
 def umap_of(
-    latent: np.ndarray,
-    map_cells: np.ndarray | None,
-    settings: ProtocolSettings,
-    seconds: dict[str, float],
-    seed: int,
+    latent: np.ndarray, cells: np.ndarray | None, maps: tuple[str, ...], seconds: dict[str, float], seed: int
 ) -> np.ndarray | None:
-    """The 2-d UMAP of the t-SNE map's cells where ``settings.maps`` asks for it, timed as ``umap``; None
+    """The 2-d UMAP of the t-SNE map's ``cells`` where ``maps`` asks for it, timed as ``umap``; None
     otherwise, and for a 2-d latent, which is its own map."""
-    if "umap" not in settings.maps or latent.shape[1] == 2:
+    if "umap" not in maps or latent.shape[1] == 2:
         return None
     start = time.perf_counter()
-    coords = umap_map(take(latent, map_cells), seed)
+    coords = umap_map(take(latent, cells), seed)
     seconds["umap"] = time.perf_counter() - start
     return coords
