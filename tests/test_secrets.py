@@ -64,7 +64,9 @@ def test_the_runs_table_is_on_the_server_or_behind_mlflow_ui() -> None:
     assert runs_table_url("sqlite:///mlflow.db", "1") == "http://127.0.0.1:5000/#/experiments/1/runs"
     assert ui_command("sqlite:///mlflow.db") == "mlflow ui --backend-store-uri sqlite:///mlflow.db"
     store = "postgresql://me:pw@db/mlflow"
-    assert ui_command(store) == "mlflow ui --backend-store-uri postgresql://me:***@db/mlflow"
+    assert ui_command(store) == (
+        "mlflow ui --backend-store-uri 'postgresql://me:***@db/mlflow' (your password in place of ***)"
+    )
     assert ui_command(store, environment_uri=store) == 'mlflow ui --backend-store-uri "$MLFLOW_TRACKING_URI"'
 
 
@@ -162,7 +164,7 @@ def test_run_suite_and_tune_on_a_password_protected_postgresql_print_and_store_n
     ran = run_cli("run", "--suite", str(suite), "--tracking-uri", tracking, "--experiment", "secret-suite",
                   "--report-dir", "out", cwd=tmp_path)  # fmt: skip
     assert ran.returncode == 0, ran.stderr
-    assert f"mlflow ui --backend-store-uri {shown}" in ran.stdout
+    assert f"mlflow ui --backend-store-uri '{shown}'" in ran.stdout
     # A tiny study on a second database of the same server, evaluated on one fresh seed.
     tuned = run_cli(
         *tune_args(tmp_path, storage, trials=2), "--evaluate-seeds", "1", "--baseline", "none",

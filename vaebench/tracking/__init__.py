@@ -39,6 +39,8 @@ _MAX_PARAM_LENGTH = 6000
 
 
 _project_run_id: list[str] = []
+_exported_by_us: list[str] = []
+"""A --tracking-uri that MLflow exported as MLFLOW_TRACKING_URI (for subprocesses): not the user's variable."""
 
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 """MLflow 3's UI opens an experiment of this kind on its runs table (not on the GenAI overview)."""
@@ -53,6 +55,8 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
     The experiment is tagged as a model-training one (``mlflow.experimentKind``).
     """
     if tracking_uri:
+        if os.environ.get("MLFLOW_TRACKING_URI") != tracking_uri:
+            _exported_by_us[:] = [tracking_uri]
         mlflow.set_tracking_uri(tracking_uri)
     _check_server(mlflow.get_tracking_uri())
     # Reports read small artifacts back; MLflow would draw a download bar on stderr for each one.
@@ -103,7 +107,8 @@ def ui_location(run_id: str) -> UiLocation:
     """The runs table (and the command that serves it) of the experiment holding ``run_id``."""
     uri = mlflow.get_tracking_uri()
     experiment_id = MlflowClient().get_run(run_id).info.experiment_id
-    command = ui_command(uri, os.environ.get("MLFLOW_TRACKING_URI"))
+    users = os.environ.get("MLFLOW_TRACKING_URI")
+    command = ui_command(uri, None if users in _exported_by_us else users)
     return UiLocation(redact(uri), runs_table_url(uri, experiment_id), command)
 
 

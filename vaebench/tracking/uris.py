@@ -26,8 +26,8 @@ DEFAULT_UI = "http://127.0.0.1:5000"
 """Where ``mlflow ui`` serves by default."""
 
 MODEL_TRAINING_SWITCH = (
-    "MLflow 3 opens on its GenAI view: flip the 'GenAI / Model training' switch at the top of the "
-    "sidebar to Model training (docs/mlflow.md)"
+    "MLflow 3's sidebar starts on GenAI: flip its 'GenAI / Model training' switch to Model training for "
+    "the runs, metrics and models views (docs/mlflow.md)"
 )
 
 
@@ -67,12 +67,15 @@ def runs_table_url(uri: str, experiment_id: str) -> str:
 def ui_command(uri: str, environment_uri: str | None = None) -> str | None:
     """The ``mlflow ui`` command that serves a local store (None for a tracking server, which serves
     itself). A store whose password is redacted is named as ``"$MLFLOW_TRACKING_URI"`` where that
-    variable holds it (``environment_uri``), so the command runs as printed."""
+    variable holds it (``environment_uri``), so the command runs as printed; else the user is told to put
+    the password back."""
     if is_server(uri) or uri.startswith("databricks"):
         return None
-    if redact(uri) != uri and environment_uri == uri:
+    if redact(uri) == uri:
+        return f"mlflow ui --backend-store-uri {uri}"
+    if environment_uri == uri:
         return 'mlflow ui --backend-store-uri "$MLFLOW_TRACKING_URI"'
-    return f"mlflow ui --backend-store-uri {redact(uri)}"
+    return f"mlflow ui --backend-store-uri '{redact(uri)}' (your password in place of {HIDDEN})"
 
 
 def absolute_sqlite(url: str) -> str:
