@@ -148,8 +148,9 @@ def stored_text(uri: str, experiment: str, scratch: Path) -> str:
 
 
 def test_run_suite_and_tune_on_a_password_protected_postgresql_print_and_store_no_password(
-    secured_postgres: Services, tmp_path: Path
+    secured_postgres: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per download otherwise
     tracking, storage = secured_postgres.database_url("mlflow"), secured_postgres.database_url("optuna")
     shown = redact(tracking)
     assert PASSWORD not in shown and PASSWORD in tracking
@@ -183,7 +184,8 @@ def test_run_suite_and_tune_on_a_password_protected_postgresql_print_and_store_n
         assert not leaks(text), experiment
     assert f"'optuna_storage': '{redact(storage)}'" in stored["secret-tune"]
     study = optuna.load_study(study_name="secret-study", storage=storage)
-    attrs = [study.user_attrs, study.system_attrs] + [
+    system = study._storage.get_study_system_attrs(study._study_id)
+    attrs = [study.user_attrs, system] + [
         (t.user_attrs, t.system_attrs, t.params) for t in study.get_trials(deepcopy=False)
     ]
     assert len(study.trials) == 2 and not leaks(repr(attrs))
