@@ -61,23 +61,45 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A throwaway PostgreSQL, an MLflow server on it and a Dask scheduler with two workers, on loopback,
     for the whole session; all stopped at its end, also when a test fails."""
-    from tests.services import cluster_services, postgres_bin
+    from tests.services import cluster_services
+
+    _require("The cluster tests", ("distributed", "psycopg"))
+    with cluster_services(tmp_path_factory.mktemp("cluster")) as services:
+        yield services
+
+
+PASSWORD = "Vb-s3cret-7Qx"
+"""The password of :func:`secured_postgres`: it must show up nowhere vaebench prints, logs or writes."""
+
+
+@pytest.fixture(scope="session")
+def secured_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A throwaway PostgreSQL on loopback that requires :data:`PASSWORD` (databases ``mlflow`` and
+    ``optuna``), for the whole session; stopped at its end, also when a test fails."""
+    from tests.services import secured_postgres
+
+    _require("The tests against a PostgreSQL with a password", ("psycopg",))
+    with secured_postgres(tmp_path_factory.mktemp("secured"), PASSWORD) as services:
+        yield services
+
+
+def _require(what: str, modules: tuple[str, ...]) -> None:
+    """Skip (fail under CI=true) where PostgreSQL or one of ``modules`` is missing."""
+    from tests.services import postgres_bin
 
     missing = []
     if postgres_bin() is None:
         missing.append("PostgreSQL (initdb and pg_ctl)")
-    for module in ("distributed", "psycopg"):
+    for module in modules:
         try:
             __import__(module)
         except ImportError:
             missing.append(f"the Python package {module}")
     if missing:
-        message = f"The cluster tests need {' and '.join(missing)}; .ci/run installs them."
+        message = f"{what} need {' and '.join(missing)}; .ci/run installs them."
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    with cluster_services(tmp_path_factory.mktemp("cluster")) as services:
-        yield services
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,5 +1,6 @@
 """Throwaway services on loopback for the cluster tests and the overhead benchmark: a PostgreSQL 15, an MLflow
-tracking server on it that serves artifacts itself, and a Dask scheduler with worker processes.
+tracking server on it that serves artifacts itself, and a Dask scheduler with worker processes; and, for the
+tests that no secret is printed or stored, a PostgreSQL that requires a password (:func:`secured_postgres`).
 
 Each service runs in its own session (process group) and :meth:`Services.stop` ends every group it started,
 so nothing outlives the tests, also when one fails. As root, PostgreSQL runs as the ``postgres`` user
@@ -61,6 +62,7 @@ class Services:
     pg_data: Path | None = None
     pg_bin: Path | None = None
     pg_port: int = 0
+    pg_password: str | None = None  # the superuser's, when connections need one (scram-sha-256)
     mlflow_uri: str = ""
     server_workers: int = 1
     scheduler: str = ""
@@ -68,14 +70,17 @@ class Services:
     logs: list[Path] = field(default_factory=list)
 
     def database_url(self, name: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.pg_port}/{name}"
+        user = f"postgres:{self.pg_password}" if self.pg_password else "postgres"
+        return f"postgresql+psycopg://{user}@127.0.0.1:{self.pg_port}/{name}"
 
     def _as_postgres(self, *command: str) -> list[str]:
         if os.geteuid() == 0:
             return ["runuser", "-u", "postgres", "--", *command]
         return list(command)
 
-    def start_postgres(self, databases: tuple[str, ...]) -> None:
+    def start_postgres(self, databases: tuple[str, ...], password: str | None = None) -> None:
+        """PostgreSQL on loopback with ``databases``; with a ``password``, every connection (local and TCP)
+        must give it (scram-sha-256), else none needs one."""
         self.pg_bin = postgres_bin()
         if self.pg_bin is None:
             raise FileNotFoundError("PostgreSQL's initdb and pg_ctl were not found")
@@ -85,10 +90,16 @@ class Services:
         self.pg_data, self.pg_port = folder / "data", free_port()
         log = folder / "postgres.log"
         self.logs.append(log)
+        auth = ["--auth=trust"]
+        if password:
+            secret = folder / "password"
+            secret.write_text(password + "\n")
+            if os.geteuid() == 0:
+                shutil.chown(secret, "postgres", "postgres")
+            auth = ["--auth=scram-sha-256", f"--pwfile={secret}"]
+            self.pg_password = password
         subprocess.run(
-            self._as_postgres(
-                str(self.pg_bin / "initdb"), "-D", str(self.pg_data), "-U", "postgres", "--auth=trust"
-            ),
+            self._as_postgres(str(self.pg_bin / "initdb"), "-D", str(self.pg_data), "-U", "postgres", *auth),
             check=True,
             capture_output=True,
         )
@@ -110,9 +121,8 @@ class Services:
         )
         import psycopg
 
-        with psycopg.connect(
-            f"postgresql://postgres@127.0.0.1:{self.pg_port}/postgres", autocommit=True
-        ) as connection:
+        admin = self.database_url("postgres").replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(admin, autocommit=True) as connection:
             for name in databases:
                 connection.execute(f'CREATE DATABASE "{name}"')
 
@@ -272,6 +282,18 @@ def cluster_services(root: Path, workers: int = 2, server_workers: int = 1) -> I
         services.start_postgres(("mlflow", "optuna", "claims"))
         services.start_mlflow(workers=server_workers)
         services.start_dask(workers)
+        yield services
+    finally:
+        services.stop()
+
+
+@contextlib.contextmanager
+def secured_postgres(root: Path, password: str) -> Iterator[Services]:
+    """PostgreSQL that requires ``password`` of its user ``postgres``, with the databases ``mlflow`` (a
+    tracking store) and ``optuna`` (a study's storage); stopped on the way out."""
+    services = Services(root)
+    try:
+        services.start_postgres(("mlflow", "optuna"), password=password)
         yield services
     finally:
         services.stop()

@@ -72,10 +72,10 @@ def evaluate(
 
         settings = ProtocolSettings(**(given or {}))  # checked before the embedding is read
         embedding = read_embedding(path, label_column, obsm)
-        uri = configure_tracking(tracking_uri, experiment)
+        configure_tracking(tracking_uri, experiment)
         evaluation, run_id = evaluate_external_and_log(embedding, settings, name=name, seed=seed)
         print_scores(f"{name}: {path.name} ({label_column})", evaluation.metrics)
-        print_run_location(uri, experiment, run_id)
+        print_run_location(experiment, run_id)
 
 
 @app.command()

@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from vaebench.errors import VaebenchError
 from vaebench.executor.stopping import StopRequested, stop_on_signals
+from vaebench.tracking.uris import MODEL_TRAINING_SWITCH, redact
 
 out = Console()
 err = Console(stderr=True)
@@ -56,7 +57,8 @@ class _NoteHandler(logging.Handler):
     """vaebench's notes (``logging.getLogger("vaebench")`` warnings) as one plain line on stderr each."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        err.print(f"[bold yellow]Note:[/] {record.getMessage()}", highlight=False, soft_wrap=True)
+        note = escape(redact(record.getMessage()))
+        err.print(f"[bold yellow]Note:[/] {note}", highlight=False, soft_wrap=True)
 
 
 def show_notes() -> None:
@@ -78,7 +80,8 @@ def user_errors() -> Iterator[None]:
             yield
     except VaebenchError as error:
         # The sentence is text, not markup: "[scvi]" in a pip command or a column named "[x]" stays.
-        err.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        # A sentence that echoes a URI (a driver's error) has its password redacted here at the latest.
+        err.print(f"[bold red]Error:[/] {escape(redact(str(error)))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     except StopRequested as stop:
         err.print(
@@ -112,9 +115,28 @@ def say_collapse(line: str) -> None:
     out.print(line, style="bold yellow", markup=False, highlight=False, soft_wrap=True)
 
 
-def print_run_location(tracking_uri: str, experiment: str, run_id: str) -> None:
-    out.print(f"MLflow run [bold]{run_id}[/] in experiment [bold]{experiment}[/] at {tracking_uri}")
-    out.print(f"  browse it with: mlflow ui --backend-store-uri {tracking_uri}", highlight=False)
+def print_run_location(experiment: str, run_id: str, what: str = "MLflow run") -> None:
+    """Where the run is (its store, redacted) and the runs table of its experiment in the MLflow UI."""
+    from vaebench import tracking
+
+    where = tracking.ui_location(run_id)
+    out.print(
+        f"{what} [bold]{run_id}[/] in experiment [bold]{experiment}[/] at {escape(where.uri)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    print_runs_table(where)
+
+
+def print_runs_table(where: Any) -> None:
+    """The runs table's address in the MLflow UI (after the command that serves a local store), and the
+    sidebar switch MLflow 3 needs; one line each, never wrapped, so they can be copied."""
+    if where.command:
+        out.print(f"  browse it with: {where.command}", highlight=False, markup=False, soft_wrap=True)
+        out.print(f"  then open the runs table: {where.url}", highlight=False, markup=False, soft_wrap=True)
+    else:
+        out.print(f"  runs table: {where.url}", highlight=False, markup=False, soft_wrap=True)
+    out.print(f"  {MODEL_TRAINING_SWITCH}.", highlight=False, markup=False, soft_wrap=True)
 
 
 def say_report(files: list[Path], folder: Path) -> None:

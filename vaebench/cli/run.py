@@ -32,6 +32,7 @@ from vaebench.cli.common import (
 from vaebench.cli.options import SetOption, one_data_source, parse_set, part_options
 from vaebench.config.run_config import RunConfig
 from vaebench.errors import VaebenchError
+from vaebench.tracking.uris import redact
 
 _SUITE = "Suite"
 ModelName = Annotated[
@@ -149,7 +150,7 @@ def run_one(config: RunConfig, tracking_uri: str | None, experiment: str) -> Non
     from vaebench.runner import load_for, run_and_log
 
     dataset = load_for(config)
-    uri = configure_tracking(tracking_uri, experiment)
+    configure_tracking(tracking_uri, experiment)
     spec = get_model(config.model)
     what = f"for {config.epochs} epochs" if spec.is_trained else "(fitted, no epochs)"
     what += " on its raw counts" if spec.needs_counts else ""
@@ -179,7 +180,7 @@ def run_one(config: RunConfig, tracking_uri: str | None, experiment: str) -> Non
         + f" on {training.device} ({training.cpu}, {training.threads} threads)",
         highlight=False,
     )
-    print_run_location(uri, experiment, run_id)
+    print_run_location(experiment, run_id)
 
 
 def run_suite(request: SuiteRequest) -> None:
@@ -194,7 +195,7 @@ def run_suite(request: SuiteRequest) -> None:
         settings=request.settings,
     )
     grid = suite.grid()
-    where = f"on the Dask cluster {request.cluster}" if request.cluster else f"{request.jobs} job(s)"
+    where = f"on the Dask cluster {redact(request.cluster)}" if request.cluster else f"{request.jobs} job(s)"
     out.print(
         f"Suite [bold]{suite.name}[/]: {len(grid)} grid points ({', '.join(suite.models)}; seeds "
         f"{list(suite.seeds)}) on {grid[0].data.name}, {where}",
@@ -230,9 +231,11 @@ def run_suite(request: SuiteRequest) -> None:
         f"finished, {counts['failed']} failed"
         + (f", {counts['held']} left to another invocation that holds them" if counts["held"] else "")
     )
+    print_run_location(request.experiment, result.parent_run_id, what="Suite's parent run")
     if result.failed:
         for point in result.failed:
-            err.print(f"FAILED {point_label(point.config)}: {point.reason}", highlight=False)
+            reason = redact(point.reason or "")
+            err.print(f"FAILED {point_label(point.config)}: {reason}", highlight=False, markup=False)
         raise typer.Exit(code=1)
 
 

@@ -18,6 +18,7 @@ from vaebench.cli.common import (
     TrackingUri,
     err,
     out,
+    print_run_location,
     user_errors,
 )
 from vaebench.cli.options import one_data_source, part_options
@@ -31,6 +32,7 @@ from vaebench.sets.tune import (
     parse_set,
 )
 from vaebench.sets.tune import tune as run_study
+from vaebench.tracking.uris import redact
 
 _TUNING = "Tuning"
 _HONESTY = "Honest evaluation"
@@ -205,7 +207,7 @@ def run_and_print(settings: TuneSettings, experiment: str, tracking_uri: str | N
     )
 
     def on_event(message: str) -> None:
-        err.print(message, highlight=False, soft_wrap=True)
+        err.print(redact(message), highlight=False, markup=False, soft_wrap=True)
 
     result = run_study(settings, experiment=experiment, tracking_uri=tracking_uri, on_event=on_event)
     print_result(result)
@@ -244,11 +246,8 @@ def print_result(result: TuneResult) -> None:
         f"Optuna study [bold]{result.study_name}[/] in {result.storage} (optuna-dashboard {result.storage})",
         highlight=False,
     )
-    out.print(
-        f"MLflow parent run [bold]{result.parent_run_id}[/] in experiment [bold]{result.experiment}[/] at "
-        f"{result.tracking_uri}; figures: {', '.join(result.figures) or 'none'}",
-        highlight=False,
-    )
+    out.print(f"Figures: {', '.join(result.figures) or 'none'}", highlight=False)
+    print_run_location(result.experiment, result.parent_run_id, what="MLflow parent run")
 
 
 def print_fresh_seeds(result: TuneResult) -> None:
@@ -281,7 +280,7 @@ def print_fresh_seeds(result: TuneResult) -> None:
     out.print(table)
     for point in points:
         for failure in point.failed:
-            err.print(f"FAILED {point.entry} {failure}", highlight=False)
+            err.print(f"FAILED {point.entry} {redact(failure)}", highlight=False, markup=False)
     for c in result.comparisons:
         if c.metric == objective:
             p = "n/a" if math.isnan(c.wilcoxon_p) else f"{c.wilcoxon_p:.3g}"

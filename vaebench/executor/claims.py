@@ -24,6 +24,7 @@ from pathlib import Path
 
 from vaebench.errors import VaebenchError
 from vaebench.executor.owners import owner_alive
+from vaebench.tracking.uris import redact
 
 LEASE_SECONDS = 120.0
 TABLE = "vaebench_claims"
@@ -70,7 +71,9 @@ class Claims:
                 metadata.create_all(self.engine, checkfirst=True)
         except Exception as error:  # SQLAlchemy raises many types for a bad URL or an unreachable server
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise VaebenchError(f"The claims database {url!r} could not be opened ({first}).") from None
+            raise VaebenchError(
+                redact(f"The claims database {url!r} could not be opened ({first}).")
+            ) from None
         self.held: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 

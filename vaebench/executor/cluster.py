@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from vaebench.errors import VaebenchError
 from vaebench.executor.outcomes import TaskOutcome, error_sentence
 from vaebench.executor.stopping import StopRequested
+from vaebench.tracking.uris import redact
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -42,7 +43,9 @@ def connect(address: str) -> Any:
         return Client(address, timeout=CONNECT_TIMEOUT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise VaebenchError(f"The Dask scheduler at {address} could not be reached ({reason}).") from None
+        raise VaebenchError(
+            redact(f"The Dask scheduler at {address} could not be reached ({reason}).")
+        ) from None
 
 
 def worker_threads() -> int:

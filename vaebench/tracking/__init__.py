@@ -5,6 +5,8 @@ With its reader, the only place that imports mlflow.
 Tracking goes where the user points it (``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else MLflow's own
 default, a SQLite ``mlflow.db`` in the working folder). A run that raises is ended FAILED with the reason
 as the tag ``failure_reason``; one interrupted by Ctrl-C is ended KILLED; what it logged before stays.
+Every param, tag and text artifact written here, and every sentence naming the store, has its passwords
+redacted (:func:`vaebench.tracking.uris.redact`).
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ from mlflow.tracking import MlflowClient
 
 from vaebench import __version__
 from vaebench.errors import VaebenchError
+from vaebench.tracking.uris import redact, redact_all, runs_table_url, ui_command
 
 FAILED, FINISHED, KILLED = "FAILED", "FINISHED", "KILLED"
 _MAX_PARAM_LENGTH = 6000
 
 
 _project_run_id: list[str] = []
+_exported_by_us: list[str] = []
+"""A --tracking-uri that MLflow exported as MLFLOW_TRACKING_URI (for subprocesses): not the user's variable."""
 
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 """MLflow 3's UI opens an experiment of this kind on its runs table (not on the GenAI overview)."""
@@ -50,6 +55,8 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
     The experiment is tagged as a model-training one (``mlflow.experimentKind``).
     """
     if tracking_uri:
+        if os.environ.get("MLFLOW_TRACKING_URI") != tracking_uri:
+            _exported_by_us[:] = [tracking_uri]
         mlflow.set_tracking_uri(tracking_uri)
     _check_server(mlflow.get_tracking_uri())
     # Reports read small artifacts back; MLflow would draw a download bar on stderr for each one.
@@ -77,9 +84,32 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
                     raise
     except MlflowException as error:
         raise VaebenchError(
-            f"MLflow at {mlflow.get_tracking_uri()} could not be used: {str(error).splitlines()[0]}"
+            redact(f"MLflow at {mlflow.get_tracking_uri()} could not be used: {str(error).splitlines()[0]}")
         ) from None
     return mlflow.get_tracking_uri()
+
+
+def resolve_uri(tracking_uri: str | None) -> str:
+    """The tracking URI a command given ``tracking_uri`` (None: MLflow's default) will use."""
+    return tracking_uri or mlflow.get_tracking_uri()
+
+
+@dataclass(frozen=True)
+class UiLocation:
+    """Where a run's experiment is seen in the MLflow UI; every field is redacted."""
+
+    uri: str  # the tracking store
+    url: str  # the experiment's runs table
+    command: str | None  # ``mlflow ui ...`` that serves a local store (None: a server serves itself)
+
+
+def ui_location(run_id: str) -> UiLocation:
+    """The runs table (and the command that serves it) of the experiment holding ``run_id``."""
+    uri = mlflow.get_tracking_uri()
+    experiment_id = MlflowClient().get_run(run_id).info.experiment_id
+    users = os.environ.get("MLFLOW_TRACKING_URI")
+    command = ui_command(uri, None if users in _exported_by_us else users)
+    return UiLocation(redact(uri), runs_table_url(uri, experiment_id), command)
 
 
 def _check_server(uri: str, timeout: float = 10.0) -> None:
@@ -94,7 +124,9 @@ def _check_server(uri: str, timeout: float = 10.0) -> None:
             pass
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise VaebenchError(f"The MLflow tracking server at {uri} could not be reached ({reason}).") from None
+        raise VaebenchError(
+            redact(f"The MLflow tracking server at {uri} could not be reached ({reason}).")
+        ) from None
 
 
 def active_experiment_name() -> str:
@@ -140,7 +172,7 @@ class RunHandle:
         return MlflowClient()
 
     def log_params(self, params: dict[str, Any]) -> None:
-        clean = {k: str(v)[:_MAX_PARAM_LENGTH] for k, v in params.items()}
+        clean = {k: redact(str(v))[:_MAX_PARAM_LENGTH] for k, v in params.items()}
         mlflow.log_params(clean, run_id=self.run_id)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
@@ -157,7 +189,7 @@ class RunHandle:
             self.client.log_batch(self.run_id, metrics=metrics[start : start + 1000], synchronous=True)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        batch = [RunTag(key, str(value)) for key, value in tags.items()]
+        batch = [RunTag(key, redact(str(value))) for key, value in tags.items()]
         self.client.log_batch(self.run_id, tags=batch, synchronous=True)
 
     def log_input(self, name: str, digest: str, profile: dict[str, int], source: str) -> None:
@@ -201,13 +233,13 @@ class RunHandle:
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
         """A DataFrame as a CSV (or Markdown, by the file's suffix) artifact."""
         text = table.to_markdown() if artifact_file.endswith(".md") else table.to_csv(index=False)
-        self.client.log_text(self.run_id, text, artifact_file)
+        self.log_text(text, artifact_file)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        self.client.log_text(self.run_id, redact(text), artifact_file)
 
     def log_dict(self, data: dict[str, Any], artifact_file: str) -> None:
-        self.client.log_text(self.run_id, json.dumps(data, indent=2, default=str), artifact_file)
+        self.log_text(json.dumps(redact_all(data), indent=2, default=str), artifact_file)
 
     def log_file(self, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
@@ -281,7 +313,7 @@ def start_run(
     run = mlflow.start_run(
         run_id=project_run_id,
         run_name=None if project_run_id else run_name,
-        tags={k: str(v) for k, v in (tags or {}).items()},
+        tags={k: redact(str(v)) for k, v in (tags or {}).items()},
         parent_run_id=parent_run_id,
         nested=parent_run_id is not None or mlflow.active_run() is not None,
     )
@@ -292,13 +324,14 @@ def start_run(
         # A stop signal's KeyboardInterrupt (vaebench.executor.stopping.StopRequested) names its reason.
         reason = getattr(error, "reason", None) or "interrupted (Ctrl-C)"
         with contextlib.suppress(Exception):
-            MlflowClient().set_tag(handle.run_id, "failure_reason", reason)
+            MlflowClient().set_tag(handle.run_id, "failure_reason", redact(reason))
             kill_running_children(handle.run_id, reason)
         mlflow.end_run(status=KILLED)
         raise
     except BaseException as error:
         with contextlib.suppress(Exception):
-            MlflowClient().set_tag(handle.run_id, "failure_reason", str(error)[:5000] or type(error).__name__)
+            reason = redact(str(error))[:5000] or type(error).__name__
+            MlflowClient().set_tag(handle.run_id, "failure_reason", reason)
         mlflow.end_run(status=FAILED)
         raise
     else:
@@ -315,7 +348,7 @@ def kill_running_children(parent_run_id: str, reason: str, config_hash: str | No
         query += f" AND tags.config_hash = '{config_hash}'"
     closed = []
     for run in client.search_runs([experiment_id], query, max_results=1000):
-        client.set_tag(run.info.run_id, "failure_reason", reason)
+        client.set_tag(run.info.run_id, "failure_reason", redact(reason))
         client.set_terminated(run.info.run_id, status=KILLED)
         closed.append(run.info.run_id)
     return closed
@@ -390,7 +423,9 @@ def run_handle(run_id: str) -> RunHandle:
     try:
         run = MlflowClient().get_run(run_id)
     except MlflowException:
-        raise VaebenchError(f"There is no MLflow run {run_id!r} at {mlflow.get_tracking_uri()}.") from None
+        raise VaebenchError(
+            redact(f"There is no MLflow run {run_id!r} at {mlflow.get_tracking_uri()}.")
+        ) from None
     return RunHandle(run.info.run_id, run.info.experiment_id)
 
 
@@ -411,7 +446,8 @@ def close_run(
     client = MlflowClient()
     client.set_terminated(run_id, status=status)
     if tags:
-        client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()], synchronous=True)
+        batch = [RunTag(k, redact(str(v))) for k, v in tags.items()]
+        client.log_batch(run_id, tags=batch, synchronous=True)
     existing = client.get_run(run_id).data.tags
     for key in remove_tags:
         if key in existing:

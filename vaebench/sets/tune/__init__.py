@@ -79,7 +79,8 @@ from vaebench.sets.tune.storage import (
     open_storage,
     open_study,
     recover_dead_trials,
-    redact,
+    refuse_mlflow_database,
+    shown,
 )
 from vaebench.sets.tune.study import tune
 
@@ -121,10 +122,11 @@ __all__ = [
     "process_owner",
     "protocol_metrics",
     "recover_dead_trials",
-    "redact",
+    "refuse_mlflow_database",
     "run_trial",
     "search_space",
     "settable_names",
+    "shown",
     "suggest",
     "summary_markdown",
     "tune",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import warnings
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from vaebench.errors import VaebenchError
 from vaebench.executor.ledger import Ledger, is_dead
 from vaebench.sets.tune.settings import TuneSettings
+from vaebench.tracking.uris import absolute_sqlite, holds_mlflow_tables, redact, same_database
 
 # User attributes the study and its trials keep in the storage.
 _OWNER_ATTR = "vaebench.owner"
@@ -63,16 +63,42 @@ def open_storage(settings: TuneSettings) -> optuna.storages.RDBStorage:
     except Exception as error:  # SQLAlchemy and Optuna raise many types for a bad URL
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise VaebenchError(
-            f"The Optuna storage {redact(url)!r} could not be opened ({reason}); give a database URL such "
-            "as sqlite:///optuna.db."
+            redact(
+                f"The Optuna storage {shown(url)!r} could not be opened ({reason}); give a database URL "
+                "such as sqlite:///optuna.db."
+            )
         ) from None
 
 
-def redact(url: str) -> str:
-    """A storage URL without its password, and a relative SQLite path made absolute."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
-        url = f"sqlite:///{Path(url[len('sqlite:///') :]).resolve()}"
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+def shown(url: str) -> str:
+    """A storage URL as vaebench prints, tags and writes it: its password redacted, a relative SQLite
+    path made absolute."""
+    return redact(absolute_sqlite(url))
+
+
+def refuse_mlflow_database(url: str, tracking_uri: str) -> None:
+    """Refuse, before Optuna touches it, a storage that is the MLflow tracking store's own database: the
+    two schemas share the table ``alembic_version``, and Optuna would fail on MLflow's revision."""
+    if same_database(url, tracking_uri) or holds_mlflow_tables(url):
+        raise VaebenchError(
+            f"The Optuna storage {shown(url)} is a database MLflow already uses; give Optuna a database of "
+            "its own, such as "
+            f"{shown(own_database_example(url))}."
+        )
+
+
+def own_database_example(url: str) -> str:
+    """``url`` with its database renamed ``optuna`` (a SQLite file ``optuna.db`` beside it)."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:
+        return "sqlite:///optuna.db"
+    if parsed.get_backend_name() == "sqlite":
+        folder = Path(absolute_sqlite(url)[len("sqlite:///") :]).parent
+        return f"sqlite:///{folder / 'optuna.db'}"
+    return parsed.set(database="optuna").render_as_string(hide_password=False)
 
 
 def make_sampler(settings: TuneSettings) -> optuna.samplers.BaseSampler:
@@ -119,7 +145,7 @@ def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage | No
     elif stored != definition:
         changed = [k for k in definition if stored.get(k) != definition[k]]
         raise VaebenchError(
-            f"Study {settings.study_name!r} in {redact(settings.storage)} was started with other settings "
+            f"Study {settings.study_name!r} in {shown(settings.storage)} was started with other settings "
             f"({', '.join(f'{k}: {stored.get(k)!r}' for k in changed)}); continue it with those or give a new "
             "--study-name."
         )

@@ -36,7 +36,8 @@ from vaebench.sets.tune.storage import (
     open_storage,
     open_study,
     recover_dead_trials,
-    redact,
+    refuse_mlflow_database,
+    shown,
 )
 from vaebench.sets.tune.trials import run_trials
 
@@ -96,6 +97,7 @@ def _tune(
 ) -> TuneResult:
     base = base_config(settings)
     base.check_against(data.n_cells, data.n_genes)
+    refuse_mlflow_database(settings.storage, tracking.resolve_uri(tracking_uri))
     storage = open_storage(settings)
     study = open_study(settings, storage)
     uri = tracking.configure(tracking_uri, experiment)
@@ -148,7 +150,7 @@ def _parent_tags(run: _Study) -> dict[str, Any]:
         "objective": "+".join(settings.objectives),
         "tune_label_key": settings.tune_label_key,
         "eval_label_key": settings.eval_label_key,
-        "optuna_storage": redact(settings.storage),
+        "optuna_storage": shown(settings.storage),
         "tune_owner": process_owner(),
         **({"cluster": settings.cluster} if run.client is not None else {}),
     }
@@ -199,9 +201,9 @@ def _conclude(
     best = best_trials(study, settings.multi_objective)
     result = TuneResult(
         study_name=settings.study_name or "",
-        storage=redact(settings.storage),
+        storage=shown(settings.storage),
         parent_run_id=parent.run_id,
-        tracking_uri=run.uri,
+        tracking_uri=tracking.redact(run.uri),
         experiment=run.experiment,
         objectives=settings.objectives,
         trials_total=settings.trials,

@@ -37,6 +37,7 @@ from vaebench.sets.tune.objective import (
 from vaebench.sets.tune.settings import EventHook, TuneSettings, search_space
 from vaebench.sets.tune.space import config_for, suggest
 from vaebench.sets.tune.storage import _FAILURE_ATTR, _OWNER_ATTR, _PARENT_ATTR
+from vaebench.tracking.uris import redact
 
 if TYPE_CHECKING:
     from vaebench.data import Dataset
@@ -113,7 +114,7 @@ class TrialLoop:
             self.study.tell(trial, state=TrialState.PRUNED)
             self.missing -= 1
         elif outcome.state == "FAIL":
-            trial.set_user_attr(_FAILURE_ATTR, outcome.reason)
+            trial.set_user_attr(_FAILURE_ATTR, redact(outcome.reason))
             self.study.tell(trial, state=TrialState.FAIL)
             self.missing -= 1
         else:  # its worker died: not counted, another trial is asked in its place
