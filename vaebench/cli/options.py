@@ -123,17 +123,11 @@ def part_options(*parts: str, skip: Iterable[str] = ()) -> Callable[[Callable[..
 
 def parse_set(items: Iterable[str] | None) -> dict[str, Any]:
     """``--set part.field=value`` (or a flat ``name=value``) -> flat name -> typed value."""
-    from vaebench.config.run_config import coerce, split_setting
+    from vaebench.config.run_config import coerce, split_assignment
 
     values: dict[str, Any] = {}
     for item in items or ():
-        name, sep, value = item.partition("=")
-        name, value = name.strip(), value.strip()
-        if not sep or not name:
-            raise VaebenchError(
-                f"--set takes part.field=value, such as --set training.epochs=50, got {item!r}."
-            )
-        flat = split_setting(name)
+        flat, value = split_assignment(item)
         values[flat] = coerce(flat, value)
     return values
 

@@ -338,6 +338,19 @@ def parse_maps(raw: Any) -> tuple[str, ...]:
     return tuple(name.strip() for name in names if name.strip())
 
 
+def split_assignment(item: str, *, value_required: bool = False) -> tuple[str, str]:
+    """``--set`` text ``part.field=value`` or ``name=value`` -> (the flat name, the value as text); a
+    missing ``=`` or name (and, when ``value_required``, an empty value) is refused in one sentence."""
+    name, sep, value = item.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or (value_required and not value):
+        raise VaebenchError(
+            "--set takes name=value (or part.field=value), such as --set latent_dim=8 or "
+            f"--set training.epochs=50, got {item!r}."
+        )
+    return split_setting(name), value
+
+
 def split_setting(name: str) -> str:
     """``part.field`` (``training.epochs``, ``data.path``) or a flat name -> the flat name; an unknown part
     or field is answered with the known ones."""
@@ -363,5 +376,6 @@ __all__ = [
     "coerce",
     "normalise",
     "parse_hidden",
+    "split_assignment",
     "split_setting",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 
-from vaebench.config.run_config import EXECUTION_FIELDS, RunConfig, split_setting
+from vaebench.config.run_config import EXECUTION_FIELDS, RunConfig, split_assignment
 from vaebench.data import DEFAULT_DATASET
 from vaebench.data.source import resolved_path
 from vaebench.errors import VaebenchError, unknown_name
@@ -257,16 +257,7 @@ def settable_names() -> list[str]:
 def parse_set(items: Iterable[str]) -> dict[str, str]:
     """``["latent_dim=4", "training.epochs=50"]`` -> ``{"latent_dim": "4", "epochs": "50"}``: a flat name
     or ``part.field``, names checked."""
-    fixed: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        name, value = name.strip(), value.strip()
-        if not sep or not name or not value:
-            raise VaebenchError(
-                f"--set takes name=value, such as --set latent_dim=8 or --set training.epochs=50, got {item!r}."
-            )
-        fixed[split_setting(name)] = value
-    return parse_fixed(fixed)
+    return parse_fixed(dict(split_assignment(item, value_required=True) for item in items))
 
 
 def parse_fixed(fixed: dict[str, Any]) -> dict[str, str]:
