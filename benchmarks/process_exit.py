@@ -1,4 +1,4 @@
-"""What freezing the imported objects (``vaebench/heap.py``) saves a vaebench process, measured A/B.
+"""What freezing the imported objects (``vaebench/executor/heap.py``) saves a vaebench process, measured A/B.
 
 Each repeat starts fresh processes, alternating the two ways so that the machine's drift falls on both:
 
@@ -6,7 +6,7 @@ Each repeat starts fresh processes, alternating the two ways so that the machine
 - ``run``: one whole ``vaebench run`` (``--run-args``, by default a small network on the bundled synthetic
   data) in one process, against an experiment store made beforehand.
 
-``frozen`` calls :func:`vaebench.cli.heap.freeze_imported_objects` as the CLI does; ``unfrozen`` replaces it
+``frozen`` calls :func:`vaebench.executor.heap.freeze_imported_objects` as the CLI does; ``unfrozen`` replaces it
 with a no-op before the CLI is imported. The last line printed is one JSON object with the medians (s) and
 the frozen/unfrozen ratios, and the CPU.
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 from vaebench.training.hardware import cpu_name
 
-UNFREEZE = "import vaebench.cli.heap as h; h.freeze_imported_objects = lambda: None; "
-IMPORT_ONLY = "import vaebench.cli; from vaebench.cli.heap import freeze_imported_objects as f; f()"
+UNFREEZE = "import vaebench.executor.heap as h; h.freeze_imported_objects = lambda: None; "
+IMPORT_ONLY = "import vaebench.cli; from vaebench.executor.heap import freeze_imported_objects as f; f()"
 RUN = "import sys; from vaebench.cli import app; app(args=sys.argv[1:], prog_name='vaebench')"
 
 

@@ -21,10 +21,10 @@ from vaebench.cli.common import (
     say_report,
     user_errors,
 )
-from vaebench.cli.heap import freeze_imported_objects
 from vaebench.cli.options import part_options
 from vaebench.cli.run import run
 from vaebench.cli.tune import tune
+from vaebench.executor.heap import freeze_imported_objects
 
 app = typer.Typer(
     name="vaebench",
@@ -37,7 +37,7 @@ app = typer.Typer(
 
 @app.callback()
 def _before_every_command() -> None:
-    # Everything the command needs is imported by now: out of the collector's way (vaebench/heap.py).
+    # Everything the command needs is imported by now: out of the collector's way (vaebench/executor/heap.py).
     freeze_imported_objects()
 
 

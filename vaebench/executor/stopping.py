@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import os
 import signal
 import sys
@@ -24,6 +23,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from vaebench.executor.heap import freeze_imported_objects
 
 STOP_GRACE_SECONDS = 15.0
 """How long a stopping worker may take to end its run before it leaves anyway (and the parent kills it)."""
@@ -155,10 +156,7 @@ def init_worker(parent_pid: int, initializer: Callable[..., None] | None, initar
     threading.Thread(target=_watchdog, name="vaebench-parent-watchdog", daemon=True).start()
     if initializer is not None:
         initializer(*initargs)
-    # The worker's modules are imported: keep them out of the garbage collector's way, as the CLI does
-    # for a command (vaebench/cli/heap.py; not imported here, the executor sits below the CLI).
-    if gc.get_freeze_count() == 0:
-        gc.freeze()
+    freeze_imported_objects()  # the worker's modules are imported: out of the collector's way
 
 
 def call_in_worker(function: Callable[..., Any], *args: Any) -> Any:
