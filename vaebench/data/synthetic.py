@@ -41,50 +41,83 @@ def make_synthetic_counts(
     mean_library_size: float = 3_000.0,
     chunk_cells: int = 2_000,
 ) -> Dataset:
-    """Raw UMI-like counts of ``n_types`` cell types, as a CSR matrix, labelled ``cell_type``.
-
-    A gene's baseline share of a cell's library is log-normal across genes (sigma 2.5: a few genes dominate
-    and most are rarely seen, as in 10x data); each type multiplies its own ``markers_per_type`` marker genes (default 2 % of the genes)
-    by a log-normal fold change around 4; library sizes are log-normal around ``mean_library_size``; each
-    count is negative binomial with that mean and a gene-wise inverse dispersion theta in [2, 20], drawn as
-    a gamma-Poisson mixture (the model of Lopez et al. 2018, "Deep generative modeling for single-cell
-    transcriptomics", Nat. Methods 15, and of Svensson 2020, "Droplet scRNA-seq is not zero-inflated").
-    Type proportions are uneven (Dirichlet, alpha 2). Cells are generated ``chunk_cells`` at a time, so
-    memory stays at one dense chunk plus the sparse result. Same arguments, same matrix.
-    """
+    """Raw UMI-like counts of ``n_types`` cell types, as a CSR matrix, labelled ``cell_type``
+    (the blocks of :class:`SyntheticCounts`, stacked)."""
     import scipy.sparse as sp
 
-    rng = np.random.default_rng(seed)
-    markers = markers_per_type or max(1, n_genes // 50)
-    base = rng.lognormal(0.0, 2.5, size=n_genes)
-    profiles = np.tile(base, (n_types, 1))
-    for t in range(n_types):
-        chosen = rng.choice(n_genes, size=min(markers, n_genes), replace=False)
-        profiles[t, chosen] *= rng.lognormal(np.log(4.0), 0.5, size=chosen.size)
-    profiles /= profiles.sum(axis=1, keepdims=True)
-    theta = rng.uniform(2.0, 20.0, size=n_genes).astype(np.float32)
-    proportions = rng.dirichlet(np.full(n_types, 2.0))
-    types = rng.choice(n_types, size=n_cells, p=proportions)
-    library = rng.lognormal(np.log(mean_library_size), 0.4, size=n_cells)
-    blocks = []
-    for start in range(0, n_cells, chunk_cells):
-        stop = min(start + chunk_cells, n_cells)
-        mean = (library[start:stop, None] * profiles[types[start:stop]]).astype(np.float32)
-        gamma = rng.standard_gamma(theta, size=mean.shape, dtype=np.float32)
-        rate = gamma * (mean / theta)
-        blocks.append(sp.csr_matrix(rng.poisson(rate).astype(np.float32)))
-    counts = sp.vstack(blocks, format="csr")
-    obs = pd.DataFrame({"cell_type": [f"type_{t:02d}" for t in types]})
+    source = SyntheticCounts(n_cells, n_genes, n_types, seed, markers_per_type, mean_library_size)
+    counts = sp.vstack(list(source.blocks(chunk_cells)), format="csr")
     return Dataset(
         name="synthetic_counts",
         X=counts,
-        obs=obs,
+        obs=source.obs(),
         label_key="cell_type",
-        cell_ids=np.array([f"cell_{i}" for i in range(n_cells)]),
-        gene_names=np.array([f"gene_{j}" for j in range(n_genes)]),
+        cell_ids=source.cell_ids(),
+        gene_names=source.gene_names(),
         description=(
             f"negative-binomial counts of {n_types} cell types with marker genes, {n_cells} cells x {n_genes} "
             f"genes, seed {seed}"
         ),
         preprocessing="none",
     )
+
+
+class SyntheticCounts:
+    """Raw UMI-like counts of ``n_types`` cell types, generated a block of cells at a time.
+
+    A gene's baseline share of a cell's library is log-normal across genes (sigma 2.5: a few genes dominate
+    and most are rarely seen, as in 10x data); each type multiplies its own ``markers_per_type`` marker
+    genes (default 2 % of the genes) by a log-normal fold change around 4; library sizes are log-normal
+    around ``mean_library_size``; each count is negative binomial with that mean and a gene-wise inverse
+    dispersion theta in [2, 20], drawn as a gamma-Poisson mixture (the model of Lopez et al. 2018, "Deep
+    generative modeling for single-cell transcriptomics", Nat. Methods 15, and of Svensson 2020, "Droplet
+    scRNA-seq is not zero-inflated"). Type proportions are uneven (Dirichlet, alpha 2).
+
+    :meth:`blocks` yields the CSR counts ``chunk_cells`` cells at a time, so memory stays at one dense chunk
+    (a million-cell file is written block by block, ``benchmarks/scale.py``). Same arguments, same matrix,
+    whatever the consumer; the blocks are drawn from one generator, so draw them once per object.
+    """
+
+    def __init__(
+        self,
+        n_cells: int,
+        n_genes: int,
+        n_types: int = 12,
+        seed: int = 0,
+        markers_per_type: int | None = None,
+        mean_library_size: float = 3_000.0,
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        markers = markers_per_type or max(1, n_genes // 50)
+        base = rng.lognormal(0.0, 2.5, size=n_genes)
+        profiles = np.tile(base, (n_types, 1))
+        for t in range(n_types):
+            chosen = rng.choice(n_genes, size=min(markers, n_genes), replace=False)
+            profiles[t, chosen] *= rng.lognormal(np.log(4.0), 0.5, size=chosen.size)
+        self.profiles = profiles / profiles.sum(axis=1, keepdims=True)
+        self.theta = rng.uniform(2.0, 20.0, size=n_genes).astype(np.float32)
+        proportions = rng.dirichlet(np.full(n_types, 2.0))
+        self.types = rng.choice(n_types, size=n_cells, p=proportions)
+        self.library = rng.lognormal(np.log(mean_library_size), 0.4, size=n_cells)
+        self.n_cells, self.n_genes = n_cells, n_genes
+        self._rng = rng
+
+    def blocks(self, chunk_cells: int = 2_000):  # type: ignore[no-untyped-def]
+        """The counts as float32 CSR blocks of ``chunk_cells`` cells, in order."""
+        import scipy.sparse as sp
+
+        for start in range(0, self.n_cells, chunk_cells):
+            stop = min(start + chunk_cells, self.n_cells)
+            mean = (self.library[start:stop, None] * self.profiles[self.types[start:stop]]).astype(np.float32)
+            gamma = self._rng.standard_gamma(self.theta, size=mean.shape, dtype=np.float32)
+            rate = gamma * (mean / self.theta)
+            yield sp.csr_matrix(self._rng.poisson(rate).astype(np.float32))
+
+    def obs(self) -> pd.DataFrame:
+        return pd.DataFrame({"cell_type": [f"type_{t:02d}" for t in self.types]})
+
+    def cell_ids(self) -> np.ndarray:
+        return np.array([f"cell_{i}" for i in range(self.n_cells)])
+
+    def gene_names(self) -> np.ndarray:
+        return np.array([f"gene_{j}" for j in range(self.n_genes)])
