@@ -25,6 +25,7 @@ from vaebench.config import RunConfig
 from vaebench.data import Dataset
 from vaebench.data.dataset import NO_LABELS
 from vaebench.data.external import ExternalEmbedding
+from vaebench.data.matrix import in_memory
 from vaebench.data.registry import require_counts
 from vaebench.evaluate import (
     Evaluation,
@@ -108,15 +109,16 @@ def fit(
     seed_everything(config.seed)
     if not spec.is_trained:
         model = spec.baseline(dataset.n_cells, dataset.n_genes, config.latent_dim, config.seed)
+        X = in_memory(dataset.X)  # PCA and the controls fit the whole matrix: read it whole if it is stored
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        model.fit(dataset.X)
+        model.fit(X)
         result = TrainResult(
             seconds=time.perf_counter() - wall0,
             cpu_seconds=time.process_time() - cpu0,
             threads=torch.get_num_threads(),
             cpu=cpu_name(),
         )
-        return model, model.encode(dataset.X), result
+        return model, model.encode(X), result
     inputs = model_inputs(config, dataset)
     device = resolve_device(config.device)
     training = {
@@ -125,7 +127,8 @@ def fit(
         "lr": config.lr,
         "seed": config.seed,
     }
-    if spec.trainer is not None:  # trained by its own library
+    if spec.trainer is not None:  # trained by its own library, on the matrix in memory
+        inputs = in_memory(inputs)
         model = spec.trainer(config.options)
         probe: LatentProbe = partial(model.encode, inputs)
         result = model.fit(inputs, device=device, on_epoch=_with_probe(on_epoch, probe), **training)
@@ -183,7 +186,7 @@ def latent_scores(config: RunConfig, dataset: Dataset, model: Any, latent: np.nd
         moments = posterior_moments(model, as_tensor(inputs, device))
     else:
         moments_of = getattr(model, "posterior_moments", None)
-        moments = moments_of(inputs) if callable(moments_of) else None
+        moments = moments_of(in_memory(inputs)) if callable(moments_of) else None
     return collapse_scores(latent) if moments is None else collapse_scores(*moments)
 
 
@@ -196,6 +199,7 @@ def dataset_params(dataset: Dataset) -> dict[str, Any]:
         "dataset.label_key": dataset.label_key or NO_LABELS,
         "dataset.preprocessing": dataset.preprocessing,
         "dataset.sparse": dataset.is_sparse,
+        "dataset.streamed": dataset.is_stored,
     }
     if dataset.labels is not None:
         params["dataset.n_classes"] = len(set(dataset.labels))

@@ -70,6 +70,7 @@ _ORDER = [
     "scale",
     "cells",
     "genes",
+    "stream",
     "beta",
     "seed",
     "epochs",
@@ -186,10 +187,13 @@ class RunConfig:
     def params(self) -> dict[str, Any]:
         """Flat parameters for logging: every field the model reads (a model that is not trained has no
         epochs, learning rate, ...), tuples as comma-separated text, None as ``None``. The default maps
-        are not written, so that a run's params are what they were before maps could be chosen."""
+        are not written, so that a run's params are what they were before maps could be chosen; nor is the
+        default ``stream`` (``auto``)."""
         unread = () if get_model(self.model).is_trained else TRAINING_FIELDS
         if self.protocol.maps == DEFAULT_MAPS:
             unread = (*unread, "maps")
+        if self.data.stream == "auto":  # as before streaming existed; the run logs dataset.streamed
+            unread = (*unread, "stream")
         return {
             key: ",".join(map(str, value)) if isinstance(value, tuple) else value
             for key, value in self.flat().items()

@@ -10,6 +10,7 @@ import pandas as pd
 
 from vaebench.data.dataset import NO_LABELS, Dataset
 from vaebench.data.matrix import Matrix, as_matrix, stored_values
+from vaebench.data.stored import StoredCsr
 from vaebench.errors import VaebenchError
 
 log = logging.getLogger("vaebench")
@@ -57,9 +58,20 @@ def counts_layer(adata: object, name: str) -> Matrix | None:
     layers = getattr(adata, "layers", {})
     if COUNTS_LAYER not in layers:
         return None
-    counts = as_matrix(layers[COUNTS_LAYER], f"layers['{COUNTS_LAYER}'] of {name}")
-    values = stored_values(counts)
-    if values.size == 0 or (values.min() >= 0 and np.array_equal(values, np.floor(values))):
+    return checked_counts(as_matrix(layers[COUNTS_LAYER], f"layers['{COUNTS_LAYER}'] of {name}"), name)
+
+
+def checked_counts(counts: Matrix, name: str) -> Matrix | None:
+    """``counts`` when it holds non-negative integers, else None with a note."""
+    if isinstance(counts, StoredCsr):
+        summary = counts.value_summary()
+        holds_counts = summary.size == 0 or (
+            not summary.non_finite and summary.minimum >= 0 and summary.integral
+        )
+    else:
+        values = stored_values(counts)
+        holds_counts = values.size == 0 or (values.min() >= 0 and np.array_equal(values, np.floor(values)))
+    if holds_counts:
         return counts
     log.warning(
         "layers['%s'] of %s does not hold raw counts (non-negative integers); it is ignored.",
@@ -78,19 +90,44 @@ def dataset_from_anndata(
     preprocessing: str = "none",
 ) -> Dataset:
     """A :class:`Dataset` from an AnnData object (``obs`` reduced to its label-like columns)."""
-    obs = label_columns(adata.obs)  # type: ignore[attr-defined]
-    key = resolve_label_key(obs, label_key, default_label_key, name)
-    if key is not None and key not in obs.columns and key in adata.obs.columns:  # type: ignore[attr-defined]
-        obs[key] = adata.obs[key].astype(str).to_numpy()  # type: ignore[attr-defined]
-    obs.index = obs.index.astype(str)
+    return dataset_from_parts(
+        adata.obs,  # type: ignore[attr-defined]
+        adata.var_names,  # type: ignore[attr-defined]
+        as_matrix(adata.X, name),  # type: ignore[attr-defined]
+        counts_layer(adata, name),
+        name,
+        label_key,
+        default_label_key,
+        description,
+        preprocessing,
+    )
+
+
+def dataset_from_parts(
+    obs: pd.DataFrame,
+    gene_names: pd.Index,
+    X: Matrix,
+    counts: Matrix | None,
+    name: str,
+    label_key: str | None,
+    default_label_key: str | None = None,
+    description: str = "",
+    preprocessing: str = "none",
+) -> Dataset:
+    """A :class:`Dataset` from an AnnData's parts: its ``obs`` (index: the cell ids; reduced to the
+    label-like columns), its gene names, matrix and counts (in memory or stored in its file)."""
+    annotations = label_columns(obs)
+    key = resolve_label_key(annotations, label_key, default_label_key, name)
+    if key is not None and key not in annotations.columns and key in obs.columns:
+        annotations[key] = obs[key].astype(str).to_numpy()
     return Dataset(
         name=name,
-        X=as_matrix(adata.X, name),  # type: ignore[attr-defined]
-        obs=obs.reset_index(drop=True),
+        X=X,
+        obs=annotations.reset_index(drop=True),
         label_key=key,
-        cell_ids=np.asarray(adata.obs_names.astype(str)),  # type: ignore[attr-defined]
-        gene_names=np.asarray(adata.var_names.astype(str)),  # type: ignore[attr-defined]
+        cell_ids=np.asarray(obs.index.astype(str)),
+        gene_names=np.asarray(gene_names.astype(str)),
         description=description,
         preprocessing=preprocessing,
-        raw_counts=counts_layer(adata, name),
+        raw_counts=counts,
     )

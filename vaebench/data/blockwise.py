@@ -91,31 +91,45 @@ def _mean_var(sums, squared_sums, n_cells):  # type: ignore[no-untyped-def]
     return means, variances
 
 
+class GeneMoments:
+    """Each gene's mean and unbiased variance of ``expm1`` of log1p-normalised values, added up a block of
+    cells at a time in scanpy's order (per numba thread, every ``n_threads``-th cell), so that the blocks
+    can come from memory or from a file and the result is the same to the bit."""
+
+    def __init__(self, n_genes: int) -> None:
+        n_threads = numba.get_num_threads()
+        self.sums = np.zeros((n_threads, n_genes))
+        self.squared_sums = np.zeros((n_threads, n_genes))
+        self.n_cells = 0
+
+    def add(self, log_block: sp.csr_matrix, first_cell: int) -> None:
+        """Add the cells ``first_cell`` onwards: a CSR block of log1p-normalised values."""
+        _add_block(
+            np.expm1(log_block.data),
+            log_block.indices,
+            log_block.indptr - log_block.indptr[0],
+            first_cell,
+            self.sums,
+            self.squared_sums,
+        )
+        self.n_cells += log_block.shape[0]
+
+    def mean_var(self) -> tuple[np.ndarray, np.ndarray]:
+        means, variances = _mean_var(self.sums, self.squared_sums, self.n_cells)
+        if self.n_cells != 1:
+            variances *= self.n_cells / (self.n_cells - 1)  # R's convention, as scanpy's _get_mean_var
+        return means, variances
+
+
 def normalised_mean_var(
     log_values: sp.csr_matrix, cells_per_block: int = CELLS_PER_BLOCK
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each gene's mean and unbiased variance of ``expm1`` of a log1p-normalised CSR matrix, reading
     ``cells_per_block`` cells at a time (memory: one block's values, not the matrix)."""
-    n_cells, n_genes = log_values.shape
-    n_threads = numba.get_num_threads()
-    sums = np.zeros((n_threads, n_genes))
-    squared_sums = np.zeros((n_threads, n_genes))
-    indptr = log_values.indptr
-    for first in range(0, n_cells, cells_per_block):
-        last = min(first + cells_per_block, n_cells)
-        start, stop = indptr[first], indptr[last]
-        _add_block(
-            np.expm1(log_values.data[start:stop]),
-            log_values.indices[start:stop],
-            indptr[first : last + 1] - start,
-            first,
-            sums,
-            squared_sums,
-        )
-    means, variances = _mean_var(sums, squared_sums, n_cells)
-    if n_cells != 1:
-        variances *= n_cells / (n_cells - 1)  # R's convention, as scanpy's _get_mean_var
-    return means, variances
+    moments = GeneMoments(log_values.shape[1])
+    for first in range(0, log_values.shape[0], cells_per_block):
+        moments.add(log_values[first : first + cells_per_block], first)
+    return moments.mean_var()
 
 
 def seurat_variable_genes(
@@ -124,6 +138,11 @@ def seurat_variable_genes(
     """A boolean mask of the ``n_top_genes`` genes of highest normalised dispersion (ties at the cut-off
     all kept, as scanpy keeps them) of a log1p-normalised CSR matrix."""
     mean, var = normalised_mean_var(sp.csr_matrix(log_values, copy=False), cells_per_block)
+    return seurat_selection(mean, var, n_top_genes)
+
+
+def seurat_selection(mean: np.ndarray, var: np.ndarray, n_top_genes: int) -> np.ndarray:
+    """The mask of :func:`seurat_variable_genes` from the genes' means and variances (changed in place)."""
     mean[mean == 0] = 1e-12
     dispersion = var / mean
     dispersion[dispersion == 0] = np.nan

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vaebench.data.matrix import Matrix, as_matrix, count_non_finite, is_raw_counts
+from vaebench.data.matrix import Matrix, as_matrix, count_non_finite, is_raw_counts, is_sparse
 from vaebench.data.matrix import digest as matrix_digest
+from vaebench.data.stored import StoredCsr
 from vaebench.errors import VaebenchError
 
 NO_LABELS = "none"
@@ -19,6 +20,8 @@ the user does not want scored against; data with no label-like annotation at all
 
 
 def _needs_conversion(matrix: Matrix) -> bool:
+    if isinstance(matrix, StoredCsr):
+        return False  # converted a block at a time as it is read
     return matrix.dtype != np.float32 or (sp.issparse(matrix) and not isinstance(matrix, sp.csr_matrix))
 
 
@@ -27,7 +30,8 @@ class Dataset:
     """Cells x genes as one float32 matrix, with cell ids, gene names and the cells' annotations.
 
     ``X`` is a dense array or, for sparse sources (``.h5ad``, 10x), a CSR matrix that is never made dense
-    as a whole (:mod:`vaebench.data.matrix`). ``preprocessing`` names what was done to the values
+    as a whole (:mod:`vaebench.data.matrix`), held in memory or, when it is too large to hold, read from
+    its file a block of cells at a time (:class:`~vaebench.data.stored.StoredCsr`). ``preprocessing`` names what was done to the values
     (``none``, ``study``, ``standard``, or what the source did before vaebench read it).
 
     ``obs`` holds every per-cell annotation the source had (one row per cell, in the order of ``X``);
@@ -115,7 +119,12 @@ class Dataset:
 
     @property
     def is_sparse(self) -> bool:
-        return sp.issparse(self.X)
+        return is_sparse(self.X)
+
+    @property
+    def is_stored(self) -> bool:
+        """Whether the matrix is read from its file a block at a time rather than held in memory."""
+        return isinstance(self.X, StoredCsr)
 
     @property
     def counts(self) -> Matrix | None:

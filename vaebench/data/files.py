@@ -11,14 +11,17 @@ and a labels CSV with cell ids in the first column) is read this way.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vaebench.data.anndata_io import dataset_from_anndata, resolve_label_key
+from vaebench.data.anndata_io import COUNTS_LAYER, checked_counts, dataset_from_parts, resolve_label_key
 from vaebench.data.dataset import NO_LABELS, Dataset
-from vaebench.data.matrix import as_matrix
+from vaebench.data.matrix import Matrix, as_matrix
+from vaebench.data.stored import StoredCsr, is_stored_csr
 from vaebench.errors import VaebenchError
 
 TENX_MATRIX = ("matrix.mtx", "matrix.mtx.gz")
@@ -30,14 +33,49 @@ def _first(folder: Path, names: tuple[str, ...]) -> Path | None:
     return next((folder / n for n in names if (folder / n).exists()), None)
 
 
-def read_h5ad(path: Path, label_key: str | None) -> Dataset:
+@dataclass
+class H5adParts:
+    """What vaebench reads of an ``.h5ad``: annotations, the matrix and its counts layer (CSR ones kept in
+    the file, :class:`~vaebench.data.stored.StoredCsr`; any other read whole)."""
+
+    obs: pd.DataFrame
+    var: pd.DataFrame
+    uns: dict[str, Any]
+    X: Matrix
+    counts: Matrix | None
+
+
+def h5ad_parts(path: Path) -> H5adParts:
+    """The parts of the ``.h5ad`` at ``path``; a file that is not one gets a :class:`VaebenchError`."""
     import anndata
+    import h5py
+    from anndata.io import read_elem
 
     try:
+        with h5py.File(path, "r") as file:
+            if is_stored_csr(file.get("X")):
+                obs, var = read_elem(file["obs"]), read_elem(file["var"])
+                uns = read_elem(file["uns"]) if "uns" in file else {}
+                has_counts = is_stored_csr(file.get(f"layers/{COUNTS_LAYER}"))
+                counts = StoredCsr(path, f"layers/{COUNTS_LAYER}") if has_counts else None
+                return H5adParts(obs, var, uns, StoredCsr(path, "X"), counts)
         adata = anndata.read_h5ad(path)
     except Exception as error:  # h5py and anndata raise many types for a file that is not theirs
         raise VaebenchError(f"{path} could not be read as an .h5ad file ({type(error).__name__}).") from None
-    return dataset_from_anndata(adata, path.stem, label_key, description=f"AnnData file {path}")
+    counts = adata.layers.get(COUNTS_LAYER)
+    counts = as_matrix(counts, f"layers['{COUNTS_LAYER}'] of {path.stem}") if counts is not None else None
+    return H5adParts(adata.obs, adata.var, dict(adata.uns), as_matrix(adata.X, path.stem), counts)
+
+
+def read_h5ad(path: Path, label_key: str | None) -> Dataset:
+    """An ``.h5ad`` file. A sparse (CSR) matrix stays in the file, read a block of cells at a time
+    (:class:`~vaebench.data.stored.StoredCsr`: its annotations are read, not its values), and so does a CSR
+    ``layers["counts"]``; any other matrix is read whole."""
+    parts = h5ad_parts(path)
+    counts = checked_counts(parts.counts, path.stem) if parts.counts is not None else None
+    return dataset_from_parts(
+        parts.obs, parts.var.index, parts.X, counts, path.stem, label_key, description=f"AnnData file {path}"
+    )
 
 
 def read_labels(path: Path, label_key: str | None) -> tuple[pd.Series, str]:

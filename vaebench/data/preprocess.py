@@ -182,17 +182,22 @@ def preprocess(
     check_mode(mode)
     if mode == "none":
         return dataset
-    if not is_raw_counts(dataset.X):
-        raise VaebenchError(
-            f"--preprocess {mode} needs raw counts, but {dataset.name!r} holds values that are not "
-            f"non-negative integers (it was already prepared: {dataset.preprocessing}); use --preprocess none."
-        )
+    require_raw_counts(dataset, mode)
     adata = to_anndata(dataset)
     if mode == "study":
         prepared = study_preprocess(adata)
     else:
         prepared = standard_preprocess(adata, n_top_genes, scale, copy=not consume)
     return from_anndata(prepared, dataset, describe(mode, n_top_genes, scale))
+
+
+def require_raw_counts(dataset: Dataset, mode: str) -> None:
+    """Refuse, in one sentence, to prepare by ``mode`` a matrix that does not hold raw counts."""
+    if not is_raw_counts(dataset.X):
+        raise VaebenchError(
+            f"--preprocess {mode} needs raw counts, but {dataset.name!r} holds values that are not "
+            f"non-negative integers (it was already prepared: {dataset.preprocessing}); use --preprocess none."
+        )
 
 
 def describe(mode: str, n_top_genes: int = DEFAULT_N_TOP_GENES, scale: bool = False) -> str:

@@ -12,7 +12,12 @@ only way vaebench turns that into a :class:`Dataset`:
 3. prepare it once: the prepared matrix, with the raw counts of its cells and genes (``layers["counts"]``,
    for count models), is cached on disk (``$VAEBENCH_DATA_DIR/prepared/``) under the input's content hash
    and the preprocessing settings, and in the process, so the runs of a suite (and its worker processes)
-   prepare it once.
+   prepare it once. A sparse ``.h5ad`` is read and prepared a block of cells at a time, from its file to
+   the cache file (:mod:`vaebench.data.prepare_stored`), never whole in memory;
+4. hold it: in memory, or, when the matrices a run trains on would take more than ``STREAM_ABOVE_BYTES``
+   in memory (or ``stream="always"``), left in the cache file, from which training streams mini-batches
+   (:mod:`vaebench.training.streaming`) and evaluation reads blocks and samples, so that a run's memory
+   does not grow with the cells.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from typing import Any
 from vaebench.config.fields import PANEL_DATA, setting
 from vaebench.data.dataset import Dataset
 from vaebench.data.download import cache_dir, sha256_of
-from vaebench.data.matrix import is_raw_counts
+from vaebench.data.matrix import in_memory as matrix_in_memory
+from vaebench.data.matrix import is_raw_counts, is_sparse
 from vaebench.data.preprocess import DEFAULT_N_TOP_GENES, check_mode, preprocess
+from vaebench.data.stored import StoredCsr
 from vaebench.errors import VaebenchError
 
 log = logging.getLogger("vaebench")
@@ -43,6 +50,11 @@ def resolved_path(path: str | Path) -> str:
 
 
 CACHE_FORMAT = 2  # bump when the preprocessing code changes what it produces (2: the counts kept beside X)
+STREAMING = ("auto", "always", "never")
+STREAM_ABOVE_BYTES = 512 * 2**20
+"""``stream="auto"`` streams a sparse matrix from its file when it and its counts would take more than this
+in memory (float32 values and int32 indices): 512 MiB, about 250,000 cells of 2,000 prepared genes at
+6 % non-zeros. Below it the data are held in memory and trained on exactly as before streaming existed."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,12 @@ class DataSource:
     cells: int | None = setting(
         None, "Cells of a generated dataset (synthetic, synthetic_counts).", panel=PANEL_DATA
     )
+    stream: str = setting(
+        "auto",
+        "auto, always or never: train on mini-batches read from the prepared file instead of holding the "
+        "matrix in memory (auto: a sparse matrix over 512 MiB).",
+        panel=PANEL_DATA,
+    )
     genes: int | None = setting(
         None, "Genes of a generated dataset (synthetic, synthetic_counts).", panel=PANEL_DATA
     )
@@ -106,6 +124,8 @@ class DataSource:
                 "--labels goes with --data (a 10x folder or a CSV matrix), not with a named dataset."
             )
         check_mode(self.preprocess)
+        if self.stream not in STREAMING:
+            raise VaebenchError(f"Unknown --stream {self.stream!r}; choose one of: {', '.join(STREAMING)}.")
         if self.n_top_genes < 1:
             raise VaebenchError(f"--n-top-genes must be at least 1, got {self.n_top_genes}.")
         for name in ("cells", "genes"):
@@ -122,8 +142,10 @@ class DataSource:
     def load(self) -> Dataset:
         """The prepared dataset (read, preprocessed and cached on disk as the module docstring says)."""
         loaded = _read_and_prepare(self)
-        loaded.dataset.provenance.update(loaded.info)
-        return loaded.dataset
+        dataset = hold(loaded.dataset, self.stream)
+        dataset.provenance.update(loaded.info)
+        dataset.provenance["streamed"] = dataset.is_stored
+        return dataset
 
     def load_once(self) -> Dataset:
         """:meth:`load`, kept in this process for the next call (the runs of a suite in one worker)."""
@@ -276,44 +298,65 @@ def _registered_key(source: DataSource) -> str:
 
 
 def _read_cache(source: DataSource, key: str, mode: str) -> _Loaded | None:
-    import anndata
-
-    from vaebench.data.anndata_io import dataset_from_anndata
+    from vaebench.data.anndata_io import dataset_from_parts
+    from vaebench.data.files import h5ad_parts
 
     path = _cache_path(source, key, mode)
     if not path.exists():
         return None
     start = time.perf_counter()
-    adata = anndata.read_h5ad(path)
-    dataset = dataset_from_anndata(
-        adata,
-        str(adata.uns.get("vaebench_name", source.name)),
+    parts = h5ad_parts(path)
+    dataset = dataset_from_parts(
+        parts.obs,
+        parts.var.index,
+        parts.X,
+        parts.counts,
+        str(parts.uns.get("vaebench_name", source.name)),
         source.label_key,
-        str(adata.uns.get("vaebench_label_key", "")) or None,
-        description=str(adata.uns.get("vaebench_description", "")),
-        preprocessing=str(adata.uns.get("vaebench_preprocessing", mode)),
+        str(parts.uns.get("vaebench_label_key", "")) or None,
+        description=str(parts.uns.get("vaebench_description", "")),
+        preprocessing=str(parts.uns.get("vaebench_preprocessing", mode)),
     )
     return _Loaded(
         dataset, {"seconds.read": time.perf_counter() - start, "cache": "hit", "cache_file": str(path)}
     )
 
 
+def _cache_uns(prepared_name: str, label_key: str | None, description: str, preprocessing: str) -> dict:
+    return {
+        "vaebench_name": prepared_name,
+        "vaebench_label_key": label_key or "",  # "": data without labels
+        "vaebench_description": description,
+        "vaebench_preprocessing": preprocessing,
+    }
+
+
 def _prepare(source: DataSource, raw: Dataset, mode: str, key: str, read_seconds: float) -> _Loaded:
-    from vaebench.data.preprocess import to_anndata
+    from vaebench.data.preprocess import describe, require_raw_counts, to_anndata
 
     start = time.perf_counter()
-    prepared = preprocess(raw, mode, source.n_top_genes, source.scale, consume=True)
-    seconds = time.perf_counter() - start
     path = _cache_path(source, key, mode)
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{time.time_ns()}.part")
+    if raw.is_stored and mode == "standard" and not source.scale:
+        from vaebench.data.prepare_stored import prepare_standard_stored
+
+        require_raw_counts(raw, mode)
+        preprocessing = describe(mode, source.n_top_genes, source.scale)
+        uns = _cache_uns(raw.name, raw.label_key, raw.description, preprocessing)
+        prepare_standard_stored(raw, source.n_top_genes, partial, uns)
+        partial.replace(path)  # atomic: parallel workers preparing the same data leave one whole file
+        prepared = _read_cache(source, key, mode)
+        assert prepared is not None
+        prepared.info.update({"seconds.read": read_seconds, "cache": "miss"})
+        prepared.info["seconds.preprocess"] = time.perf_counter() - start
+        return prepared
+    prepared = preprocess(in_memory(raw), mode, source.n_top_genes, source.scale, consume=True)
+    seconds = time.perf_counter() - start
     adata = to_anndata(prepared)
     adata.uns.update(
-        vaebench_name=prepared.name,
-        vaebench_label_key=prepared.label_key or "",  # "": data without labels
-        vaebench_description=prepared.description,
-        vaebench_preprocessing=prepared.preprocessing,
+        _cache_uns(prepared.name, prepared.label_key, prepared.description, prepared.preprocessing)
     )
-    partial = path.with_name(f"{path.name}.{time.time_ns()}.part")
     adata.write_h5ad(partial)
     partial.replace(path)  # atomic: parallel workers preparing the same data leave one whole file
     info = {
@@ -323,3 +366,33 @@ def _prepare(source: DataSource, raw: Dataset, mode: str, key: str, read_seconds
         "cache_file": str(path),
     }
     return _Loaded(prepared, info)
+
+
+def in_memory(dataset: Dataset) -> Dataset:
+    """The dataset with its matrix and counts in memory (read whole from their file if they are stored)."""
+    if not dataset.is_stored and not isinstance(dataset.raw_counts, StoredCsr):
+        return dataset
+    return replace(
+        dataset,
+        X=matrix_in_memory(dataset.X),
+        raw_counts=None if dataset.raw_counts is None else matrix_in_memory(dataset.raw_counts),
+        _hash=[],
+        provenance=dict(dataset.provenance),
+    )
+
+
+def held_bytes(dataset: Dataset) -> int:
+    """What the sparse matrices of ``dataset`` take in memory: float32 values and int32 indices."""
+    matrices = [m for m in (dataset.X, dataset.raw_counts) if m is not None and is_sparse(m)]
+    return sum(8 * int(m.nnz) + 4 * (int(m.shape[0]) + 1) for m in matrices)
+
+
+def hold(dataset: Dataset, stream: str) -> Dataset:
+    """Step 4: ``dataset`` with its matrices left in their file (``always``, or ``auto`` above
+    ``STREAM_ABOVE_BYTES``) or read into memory (``never``, or ``auto`` below)."""
+    if not dataset.is_stored and not isinstance(dataset.raw_counts, StoredCsr):
+        return dataset
+    keep_stored = stream == "always" or (stream == "auto" and held_bytes(dataset) > STREAM_ABOVE_BYTES)
+    if keep_stored and dataset.is_stored:
+        return dataset
+    return in_memory(dataset)

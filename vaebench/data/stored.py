@@ -22,6 +22,34 @@ CSR_ENCODING = {"encoding-type": "csr_matrix", "encoding-version": "0.1.0"}
 CHUNK_VALUES = 1 << 18  # HDF5 chunks of 256 Ki values: 1 MB of float32, read whole by any block of cells
 
 
+class ValueSummary:
+    """The non-finite count, range and integrality of a matrix's values, added up a chunk at a time."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.non_finite = 0
+        self.minimum = np.inf
+        self.maximum = -np.inf
+        self.integral = True
+
+    def add(self, values: np.ndarray) -> None:
+        if not values.size:
+            return
+        finite = np.isfinite(values)
+        self.size += values.size
+        self.non_finite += int(values.size - finite.sum())
+        self.minimum = min(self.minimum, float(values.min()))
+        self.maximum = max(self.maximum, float(values.max()))
+        self.integral = self.integral and bool(np.all(values == np.floor(values)))
+
+    @property
+    def is_raw_counts(self) -> bool:
+        """Non-negative integers, some above 1: :func:`vaebench.data.matrix.is_raw_counts`' rule."""
+        if self.size == 0 or self.non_finite or self.minimum < 0 or self.maximum <= 1:
+            return False
+        return self.integral
+
+
 def is_stored_csr(group: Any) -> bool:
     """Whether an HDF5 object is a matrix in anndata's CSR encoding."""
     import h5py
@@ -44,6 +72,7 @@ class StoredCsr:
     def __init__(self, path: str | Path, group: str = "X") -> None:
         self.path, self.group = str(path), group
         self._file: Any = None
+        self._summary: ValueSummary | None = None
         node = self._node()
         self.shape: tuple[int, int] = tuple(int(n) for n in node.attrs["shape"])  # type: ignore[assignment]
         self.dtype = node["data"].dtype
@@ -103,6 +132,22 @@ class StoredCsr:
         """``(first row, rows)`` for every run of ``cells`` consecutive rows, in order."""
         for start in range(0, self.shape[0], cells):
             yield start, self.rows(start, start + cells)
+
+    def values(self, chunk: int = 1 << 24) -> Iterator[np.ndarray]:
+        """The stored values (the non-zeros), ``chunk`` at a time, in the file's order."""
+        data = self._node()["data"]
+        for first in range(0, self.nnz, chunk):
+            yield data[first : first + chunk]
+
+    def value_summary(self) -> ValueSummary:
+        """What the checks on a matrix's values need (non-finite values, raw counts), from one pass over
+        the values, kept for the next call."""
+        if self._summary is None:
+            summary = ValueSummary()
+            for values in self.values():
+                summary.add(values)
+            self._summary = summary
+        return self._summary
 
     def to_memory(self) -> sp.csr_matrix:
         """The whole matrix in memory (what a consumer that cannot read blocks gets)."""
