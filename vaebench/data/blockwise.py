@@ -45,15 +45,21 @@ def _cell_totals(data, indptr):  # type: ignore[no-untyped-def]
     return totals
 
 
+def cell_scales(counts: sp.csr_matrix, target_sum: float = 1e4) -> np.ndarray:
+    """What each cell's values are divided by: its total over ``target_sum`` (1 for a cell without counts,
+    which stays zero; scanpy warns of it, and so does this)."""
+    scale = _cell_totals(counts.data, counts.indptr) / target_sum
+    if not scale.all():
+        warnings.warn("Some cells have zero counts", UserWarning, stacklevel=3)
+    return scale + (scale == 0)
+
+
 def normalise_total_in_place(
     counts: sp.csr_matrix, target_sum: float = 1e4, cells_per_block: int = CELLS_PER_BLOCK
 ) -> None:
     """Scale each cell (row) of a float CSR matrix to ``target_sum`` in place, a block of cells at a time;
     a cell without counts stays zero (scanpy warns of it, and so does this)."""
-    scale = _cell_totals(counts.data, counts.indptr) / target_sum
-    if not scale.all():
-        warnings.warn("Some cells have zero counts", UserWarning, stacklevel=2)
-    scale = scale + (scale == 0)
+    scale = cell_scales(counts, target_sum)
     data, indptr = counts.data, counts.indptr
     for first in range(0, counts.shape[0], cells_per_block):
         last = min(first + cells_per_block, counts.shape[0])

@@ -8,8 +8,9 @@ as :mod:`vaebench.data.blockwise` computes them in memory, so the prepared matri
 
 1. a first pass over the file's cells sums each gene's mean and variance on the normalised scale
    (:class:`~vaebench.data.blockwise.GeneMoments`), from which the genes are chosen;
-2. a second pass normalises each block again and writes the kept genes' values (``X``) and raw counts
-   (``layers["counts"]``, for count models) to the cache file (:func:`~vaebench.data.stored.write_h5ad_blocks`).
+2. a second pass divides the kept genes' counts by their cells' totals again, logs them and writes them
+   (``X``) with the kept genes' raw counts (``layers["counts"]``, for count models) to the cache file
+   (:func:`~vaebench.data.stored.write_h5ad_blocks`).
 
 Memory is one block of cells (10,000 by default) and the genes' sums, whatever the number of cells.
 """
@@ -29,6 +30,7 @@ from vaebench.data.anndata_io import COUNTS_LAYER
 from vaebench.data.blockwise import (
     CELLS_PER_BLOCK,
     GeneMoments,
+    cell_scales,
     normalise_total_in_place,
     seurat_selection,
 )
@@ -45,6 +47,26 @@ def _log_normalised(counts: sp.csr_matrix) -> sp.csr_matrix:
     normalise_total_in_place(values, target_sum=TARGET_SUM)
     np.log1p(values.data, out=values.data)  # scanpy's log1p of a CSR matrix, on its values
     return values
+
+
+def _kept_genes(
+    counts: sp.csr_matrix, keep: np.ndarray, new_column: np.ndarray
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """The kept genes' log-normalised values and raw counts of a block of raw counts. Each cell is divided
+    by its total over all genes, as in memory, but only the kept genes' values are divided and logged
+    (about a tenth of them): elementwise, so the same bits as normalising everything, then selecting."""
+    scale = cell_scales(counts, TARGET_SUM)
+    entries = keep[counts.indices]
+    indptr = np.concatenate(([0], np.cumsum(entries)))[counts.indptr].astype(counts.indptr.dtype)
+    indices = new_column[counts.indices[entries]]
+    raw = counts.data[entries]
+    values = raw / np.repeat(scale, np.diff(indptr))
+    np.log1p(values, out=values)
+    shape = (counts.shape[0], int(keep.sum()))
+    return (
+        sp.csr_matrix((values, indices, indptr), shape=shape, copy=False),
+        sp.csr_matrix((raw, indices, indptr), shape=shape, copy=False),
+    )
 
 
 def _blocks(matrix: StoredCsr, cells: int) -> Iterator[tuple[int, sp.csr_matrix]]:
@@ -84,13 +106,14 @@ def prepare_standard_stored(
         raise TypeError("prepare_standard_stored reads a matrix kept in its file")
     keep = variable_genes(matrix, n_top_genes, cells)
 
+    new_column = (np.cumsum(keep) - 1).astype(np.int32)
+
     def prepared_blocks() -> Iterator[dict[str, sp.csr_matrix]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the empty cells were told of in the first pass
             for _, counts in _blocks(matrix, cells):
-                values = _log_normalised(counts)[:, keep]
-                values.sort_indices()
-                yield {"X": values, f"layers/{COUNTS_LAYER}": counts[:, keep]}
+                values, kept_counts = _kept_genes(counts, keep, new_column)
+                yield {"X": values, f"layers/{COUNTS_LAYER}": kept_counts}
 
     obs = raw.obs.copy()
     obs.index = pd.Index(raw.cell_ids.astype(str))
