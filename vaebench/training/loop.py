@@ -3,15 +3,20 @@
 Dense data live as one float32 tensor on the training device and mini-batches are gathered from a shuffled
 index: no per-cell ``Dataset`` or ``DataLoader`` (see ``benchmarks/train_speed.py``). Sparse data (counts
 from an ``.h5ad`` or a 10x folder) stay a CSR matrix on the host and only the mini-batch in hand is made
-dense (:class:`SparseRows`), so memory follows the non-zeros, not cells x genes.
+dense (:class:`SparseRows`), so memory follows the non-zeros, not cells x genes. A matrix too large to hold
+stays in its file (a :class:`~vaebench.data.stored.StoredCsr`) and is streamed
+(:class:`~vaebench.training.streaming.StreamedRows`): each epoch reads it a buffer of blocks of cells at a
+time, so memory stays flat in the cells. :func:`epoch_batches` gives the loop an epoch's mini-batches
+either way; :func:`encode` and :func:`posterior_moments` read all three by slices of consecutive rows.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,6 +25,10 @@ import torch
 from vaebench.errors import VaebenchError
 from vaebench.models.base import LatentModel, check_loss_terms
 from vaebench.training.hardware import cpu_name, keep_freed_memory
+from vaebench.training.streaming import StreamedRows
+
+if TYPE_CHECKING:
+    from vaebench.data.stored import StoredCsr
 
 EpochCallback = Callable[[int, float], None]
 """Called after each epoch with (epoch number from 1, mean training loss); may raise to stop training."""
@@ -81,17 +90,47 @@ class SparseRows:
         return self._dense(self.matrix[rows])
 
 
-def as_tensor(X: np.ndarray | sp.csr_matrix, device: torch.device) -> torch.Tensor | SparseRows:
+def as_tensor(
+    X: np.ndarray | sp.csr_matrix | StoredCsr, device: torch.device
+) -> torch.Tensor | SparseRows | StreamedRows:
     """The whole matrix as one contiguous float32 tensor on ``device``; a sparse one stays sparse on the
-    host and is made dense a mini-batch at a time (:class:`SparseRows`)."""
+    host and is made dense a mini-batch at a time (:class:`SparseRows`); one kept in its file (a
+    :class:`~vaebench.data.stored.StoredCsr`) stays there and is read a buffer of blocks at a time
+    (:class:`~vaebench.training.streaming.StreamedRows`)."""
+    from vaebench.data.stored import StoredCsr
+
+    if isinstance(X, StoredCsr):
+        return StreamedRows(X, device)
     if sp.issparse(X):
         return SparseRows(sp.csr_matrix(X, dtype=np.float32), device)
     return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
 
 
+def epoch_batches(
+    X: torch.Tensor | SparseRows | StreamedRows,
+    batch_size: int,
+    shuffle: torch.Generator,
+    seed: int,
+    epoch: int,
+) -> Iterator[torch.Tensor]:
+    """One epoch's shuffled mini-batches of the rows of ``X``.
+
+    In memory (a tensor or :class:`SparseRows`): one ``torch.randperm`` of all cells drawn from ``shuffle``
+    (one generator for the whole run, seeded once), cut into batches in order. On disk
+    (:class:`~vaebench.training.streaming.StreamedRows`): its block-sampled batches, seeded by
+    ``(seed, epoch)``; ``shuffle`` is not used.
+    """
+    if isinstance(X, StreamedRows):
+        yield from X.batches(batch_size, seed, epoch)
+        return
+    order = torch.randperm(X.shape[0], generator=shuffle).to(X.device)
+    for start in range(0, X.shape[0], batch_size):
+        yield X.index_select(0, order[start : start + batch_size])
+
+
 def train(
     model: LatentModel,
-    X: torch.Tensor | SparseRows,
+    X: torch.Tensor | SparseRows | StreamedRows,
     *,
     epochs: int,
     batch_size: int,
@@ -105,8 +144,9 @@ def train(
 
     ``adam_eps`` and ``weight_decay`` are Adam's (Kingma & Ba 2015); the defaults are torch's, scvi-tools
     trains with 0.01 and 1e-6.
-    The shuffling uses its own generator seeded by ``seed``; wall and CPU (process) seconds cover the
-    epochs only, less the time spent in ``on_epoch`` (a tuning study's intermediate scoring).
+    The shuffling uses its own generator seeded by ``seed`` (:func:`epoch_batches`); wall and CPU (process)
+    seconds cover the epochs only, less the time spent in ``on_epoch`` (a tuning study's intermediate
+    scoring).
     The loss and its parts are summed on the device and read once per epoch; the first batch's
     :class:`~vaebench.models.base.LossTerms` are checked (a scalar total, parts summing to it).
     A loss that becomes NaN or infinite raises :class:`TrainingDiverged` naming the epoch.
@@ -126,10 +166,8 @@ def train(
     callback_wall = callback_cpu = 0.0
     part_names: list[str] = []
     for epoch in range(1, epochs + 1):
-        order = torch.randperm(n_cells, generator=shuffle).to(device)
         sums: torch.Tensor | None = None  # the loss, then each part, summed over the epoch's cells
-        for start in range(0, n_cells, batch_size):
-            batch = X.index_select(0, order[start : start + batch_size])
+        for batch in epoch_batches(X, batch_size, shuffle, seed, epoch):
             optimizer.zero_grad(set_to_none=True)
             terms = model.loss(batch)
             if sums is None and epoch == 1:
@@ -161,7 +199,9 @@ def train(
 
 
 @torch.no_grad()
-def encode(model: LatentModel, X: torch.Tensor | SparseRows, batch_size: int = 4096) -> np.ndarray:
+def encode(
+    model: LatentModel, X: torch.Tensor | SparseRows | StreamedRows, batch_size: int = 4096
+) -> np.ndarray:
     """The model's deterministic latent code of every row of ``X``, as a NumPy array."""
     model.eval()
     codes = [model.encode(X[start : start + batch_size]) for start in range(0, X.shape[0], batch_size)]
@@ -170,7 +210,7 @@ def encode(model: LatentModel, X: torch.Tensor | SparseRows, batch_size: int = 4
 
 @torch.no_grad()
 def posterior_moments(
-    model: LatentModel, X: torch.Tensor | SparseRows, batch_size: int = 4096
+    model: LatentModel, X: torch.Tensor | SparseRows | StreamedRows, batch_size: int = 4096
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The Gaussian posterior's means and variances (cells x latent, NumPy) of every row of ``X``, encoded a
     block at a time as :func:`encode`; None for a model without ``posterior`` (an autoencoder).
