@@ -139,3 +139,21 @@ def test_bad_values_in_a_large_file_get_one_sentence(tmp_path: Path) -> None:
     assert "Traceback" not in refused.stderr
     wrong = invoke("run", "--data", "c.h5ad", "--stream", "maybe", cwd=tmp_path)
     assert wrong.returncode == 2 and "Unknown --stream 'maybe'" in wrong.stderr
+
+
+def test_a_count_model_and_pca_run_on_a_streamed_file(tmp_path: Path, tracking_uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    write_counts(tmp_path / "c.h5ad", 600, 300)
+    common = ["--data", "c.h5ad", "--label-key", "cell_type", "--stream", "always", "--epochs", "2"]
+    common += ["--no-tsne-3d", "--tsne-cells", "150", "--n-init", "2", "--metrics", "nmi,trustworthiness"]
+    for model in ("nb_vae", "pca"):  # trained on the stored counts; fitted on the matrix read whole
+        answer = invoke("run", "--model", model, *common, cwd=tmp_path)
+        assert answer.returncode == 0, answer.stderr
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("vaebench").experiment_id])
+    assert len(runs) == 2
+    for run in runs:
+        assert run.data.params["dataset.streamed"] == "True" and run.data.params["stream"] == "always"
+        assert 0 <= run.data.metrics["tsne_kmeans.nmi"] <= 1
+        assert 0 <= run.data.metrics["structure.trustworthiness"] <= 1  # the input's rows read from the file
