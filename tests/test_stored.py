@@ -157,3 +157,18 @@ def test_a_count_model_and_pca_run_on_a_streamed_file(tmp_path: Path, tracking_u
         assert run.data.params["dataset.streamed"] == "True" and run.data.params["stream"] == "always"
         assert 0 <= run.data.metrics["tsne_kmeans.nmi"] <= 1
         assert 0 <= run.data.metrics["structure.trustworthiness"] <= 1  # the input's rows read from the file
+
+
+def test_counts_drawn_by_inversion_follow_the_generators_negative_binomials() -> None:
+    source = SyntheticCounts(4000, 300, n_types=3, seed=7)
+    by_inversion = sp.vstack([source.block_by_inversion(i, 1000) for i in range(4)]).toarray()
+    gamma_poisson = sp.vstack(list(SyntheticCounts(4000, 300, n_types=3, seed=7).blocks(1000))).toarray()
+    assert np.array_equal(source.block_by_inversion(2, 1000).toarray(), by_inversion[2000:3000])
+    assert not np.array_equal(by_inversion[:1000], by_inversion[1000:2000])
+    assert np.all(by_inversion == np.round(by_inversion)) and by_inversion.min() >= 0
+    # The same distribution, gene by gene: the share of zeros and the mean of the expressed genes.
+    zeros = (by_inversion == 0).mean(axis=0), (gamma_poisson == 0).mean(axis=0)
+    assert np.abs(zeros[0] - zeros[1]).max() < 0.05
+    expressed = gamma_poisson.mean(axis=0) > 1
+    ratio = by_inversion.mean(axis=0)[expressed] / gamma_poisson.mean(axis=0)[expressed]
+    assert expressed.sum() > 20 and np.median(np.abs(ratio - 1)) < 0.05
