@@ -9,11 +9,15 @@ preprocessing cache, exactly what a user types:
 
 The wall seconds and the peak resident memory of that process (``wait4``) are measured from outside; the
 stages (read, preprocess, train, each evaluation step, logging) are read back from the run's MLflow
-metrics. With ``--repeats N`` each size runs N times (each in a fresh process with an empty cache, the
-sizes taken in turn so that the machine's drift falls on all of them) and every figure is the median of
-its N. The last line printed is one JSON object: ``{"cells": [...], "seconds": [...], "peak_rss_mb":
-[...], "exponent": x, ...}``, the exponent being the least-squares slope of log seconds on log cells, and
-``"runs"`` every single measurement.
+metrics, and so is the process's peak memory so far at the end of the data, train, evaluate and log
+stages (``memory.peak_mb.*``), printed beside the seconds of the stage's last row (``MB``): a peak so far
+never falls, so a stage's own peak shows where the figure rises. With ``--repeats N`` each size runs N
+times (each in a fresh process with an empty cache, the sizes taken in turn so that the machine's drift
+falls on all of them) and every figure is the median of its N. The last line printed is one JSON object:
+``{"cells": [...], "seconds": [...], "peak_rss_mb": [...], "exponent": x, "stages": [...],
+"stage_peak_mb": [{"data": MB, "train": MB, "evaluate": MB, "log": MB}, ...], ...}``, one entry per size,
+the exponent being the least-squares slope of log seconds on log cells, and ``"runs"`` every single
+measurement.
 
     python benchmarks/scale.py [--sizes 10000,30000,100000] [--genes 20000] [--epochs 20] [--repeats 1]
 """
@@ -44,6 +48,9 @@ STAGES = (
     ("silhouette", "eval.seconds.latent_silhouette"),
     ("logging", "log.seconds"),
 )
+PEAKS = {"preprocess": "data", "train": "train", "silhouette": "evaluate", "logging": "log"}
+"""The row of the stage table ending each stage whose peak memory so far (``memory.peak_mb.<stage>``) the
+run logs: the evaluation's is shown on its last row."""
 
 
 def cpu_name() -> str:
@@ -132,7 +139,14 @@ def measure(path: Path, cells: int, args: argparse.Namespace) -> dict:
         metrics = run_metrics(uri, "scale")
     stages = {name: round(metrics.get(key, 0.0), 1) for name, key in STAGES}
     stages["other"] = round(seconds - sum(stages.values()), 1)  # start-up, imports, hashing, MLflow set-up
-    return {"cells": cells, "seconds": round(seconds, 1), "peak_rss_mb": round(rss), "stages": stages}
+    peaks = {stage: metrics.get(f"memory.peak_mb.{stage}") for stage in PEAKS.values()}
+    return {
+        "cells": cells,
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(rss),
+        "stages": stages,
+        "stage_peak_mb": {stage: None if mb is None else round(mb) for stage, mb in peaks.items()},
+    }
 
 
 def median_row(cells: int, measured: list[dict]) -> dict:
@@ -145,7 +159,25 @@ def median_row(cells: int, measured: list[dict]) -> dict:
             name: round(statistics.median(r["stages"][name] for r in measured), 1)
             for name in measured[0]["stages"]
         },
+        "stage_peak_mb": {
+            stage: _median_or_none([r["stage_peak_mb"][stage] for r in measured])
+            for stage in measured[0]["stage_peak_mb"]
+        },
     }
+
+
+def _median_or_none(values: list) -> int | None:
+    """The median of the values a run logged (None: a vaebench that logs no peak memory by stage)."""
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known)) if known else None
+
+
+def stage_cell(row: dict, name: str) -> str:
+    """One size's cell of the stage table: the stage's seconds and, on the row ending a stage with a logged
+    peak, the process's peak memory so far."""
+    seconds = f"{row['stages'][name]:>8.1f}"
+    peak = row["stage_peak_mb"].get(PEAKS.get(name, ""))
+    return seconds + (f"{peak:>8,} MB" if peak is not None else " " * 11)
 
 
 def main() -> None:
@@ -190,11 +222,12 @@ def main() -> None:
     cells = np.array([r["cells"] for r in rows], dtype=float)
     seconds = np.array([r["seconds"] for r in rows], dtype=float)
     exponent = float(np.polyfit(np.log(cells), np.log(seconds), 1)[0]) if len(rows) > 1 else float("nan")
-    print(f"{'stage':<14}" + "".join(f"{int(c):>10,}" for c in cells))
+    print("seconds of each stage; MB: peak memory so far at the end of the data, train, evaluate, log stages")
+    print(f"{'stage':<14}" + "".join(f"{int(c):>19,}" for c in cells))
     for name in [*(n for n, _ in STAGES), "other"]:
-        print(f"{name:<14}" + "".join(f"{r['stages'][name]:>10.1f}" for r in rows))
-    print(f"{'total s':<14}" + "".join(f"{r['seconds']:>10.1f}" for r in rows))
-    print(f"{'peak RSS MB':<14}" + "".join(f"{r['peak_rss_mb']:>10}" for r in rows))
+        print(f"{name:<14}" + "".join(stage_cell(r, name) for r in rows))
+    print(f"{'total s':<14}" + "".join(f"{r['seconds']:>8.1f}{'':11}" for r in rows))
+    print(f"{'peak RSS MB':<14}" + "".join(f"{r['peak_rss_mb']:>16,} MB" for r in rows))
     summary = {
         "cells": [r["cells"] for r in rows],
         "seconds": [r["seconds"] for r in rows],
@@ -205,6 +238,7 @@ def main() -> None:
         "model": args.model,
         "cpu": cpu_name(),
         "stages": [r["stages"] for r in rows],
+        "stage_peak_mb": [r["stage_peak_mb"] for r in rows],
         "repeats": args.repeats,
         "runs": {str(cells): runs[cells] for cells in sizes},
     }

@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.helpers import FAST, artifact_paths, experiment_runs, invoke, run_cli
+from vaebench.tracking import reader
 
 STUDY_METRICS = {
     "tsne_kmeans.nmi",
@@ -90,6 +91,9 @@ def test_run_logs_params_scores_timing_figures_and_the_model(
         "latent/latent_codes.csv",
         "config/config.json",
     } <= artifacts
+    assert "latent/latent_codes.parquet" not in artifacts  # small data keep the CSV
+    peaks = [run.data.metrics[f"memory.peak_mb.{stage}"] for stage in ("data", "train", "evaluate", "log")]
+    assert peaks == sorted(peaks)  # peak memory so far at the end of each stage
     if model == "random":  # a control learns nothing: there is no model to serve
         assert not any(path.startswith("model/") for path in artifacts)
         assert run.data.metrics["structure.trustworthiness"] < 0.6
@@ -120,9 +124,7 @@ def test_the_logged_model_serves_latent_codes_and_the_3d_tsne_is_logged(
     (run,) = experiment_runs(tracking_uri)
     assert "figures/tsne3d.png" in artifact_paths(tracking_uri, run.info.run_id)
     model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
-    codes = pd.read_csv(
-        mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/latent/latent_codes.csv")
-    )
+    codes = reader.latent_codes(run.info.run_id)  # latent_codes.csv here; .parquet from 100,000 cells on
     from vaebench.data import load_dataset
 
     X = torch.from_numpy(load_dataset("synthetic").X)
@@ -144,7 +146,7 @@ def test_the_same_seed_gives_the_same_scores(tracking_uri: str, tmp_path: Path) 
         {
             k: v
             for k, v in r.data.metrics.items()
-            if not k.startswith(("train.", "eval.")) and "seconds" not in k
+            if not k.startswith(("train.", "eval.", "memory.")) and "seconds" not in k
         }
         for r in (first, second)
     ]

@@ -231,7 +231,19 @@ class RunHandle:
             self.log_file(Path(scratch) / name, folder or None)
 
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
-        """A DataFrame as a CSV (or Markdown, by the file's suffix) artifact."""
+        """A DataFrame as an artifact in the format its suffix names: ``.parquet`` (zstd-compressed, typed
+        columns: a large table such as the latent codes of many cells), ``.md`` (Markdown), else CSV.
+
+        Every format is redacted as text artifacts are: CSV and Markdown as one text, Parquet in its
+        string columns (:func:`_redact_strings`), since a column of text (a cell id, a label) is where a
+        URI could sit; numbers cannot hold one.
+        """
+        if artifact_file.endswith(".parquet"):
+            folder, name = posixpath.split(artifact_file)
+            with tempfile.TemporaryDirectory() as scratch:
+                write_parquet(_redact_strings(table), Path(scratch) / name)
+                self.log_file(Path(scratch) / name, folder or None)
+            return
         text = table.to_markdown() if artifact_file.endswith(".md") else table.to_csv(index=False)
         self.log_text(text, artifact_file)
 
@@ -302,6 +314,41 @@ class RunHandle:
             return
         with mlflow.start_run(run_id=self.run_id, nested=mlflow.active_run() is not None):
             yield
+
+
+def write_parquet(table: pd.DataFrame, path: Path, rows_per_group: int = 100_000) -> None:
+    """``table`` (its index left out) as a zstd-compressed Parquet file, converted to Arrow
+    ``rows_per_group`` rows at a time, one row group each: a large table is never copied whole into Arrow
+    beside itself (``DataFrame.to_parquet`` would)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.Schema.from_pandas(table, preserve_index=False)
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for start in range(0, max(len(table), 1), rows_per_group):
+            part = table.iloc[start : start + rows_per_group]
+            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
+
+
+def _redact_strings(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with :func:`redact` applied to every string of its text and categorical columns; the
+    numeric columns are shared with ``table``, not copied (a million cells' codes stay one copy)."""
+    redacted = {}
+    for name, column in table.items():
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            categories = [redact(c) if isinstance(c, str) else c for c in column.cat.categories]
+            if categories != list(column.cat.categories):
+                redacted[name] = column.cat.rename_categories(categories)
+        elif column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+            clean = column.map(lambda value: redact(value) if isinstance(value, str) else value)
+            if not clean.equals(column):
+                redacted[name] = clean
+    if not redacted:
+        return table
+    table = table.copy(deep=False)
+    for name, column in redacted.items():
+        table[name] = column
+    return table
 
 
 @contextlib.contextmanager

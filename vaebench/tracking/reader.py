@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,9 @@ TUNED = "tags.`vaebench.role` = 'tune-eval' AND tags.tuned != 'superseded'"
 """The fresh-seed evaluations of tuned models (and of their baseline) that are still the study's best."""
 TSNE_MAP = "latent/tsne2d.csv"
 UMAP_MAP = "latent/umap.csv"
+LATENT_CODES = ("latent/latent_codes.parquet", "latent/latent_codes.csv")
+"""The two names a run's latent codes go by (:func:`vaebench.runner.latent_codes_artifact`): Parquet from
+``vaebench.runner.PARQUET_FROM_CELLS`` cells on, CSV below."""
 
 
 def _number(text: str | None) -> float | None:
@@ -116,3 +120,16 @@ def umap_map(run_id: str) -> pd.DataFrame | None:
     where the run drew none (``--maps`` without umap)."""
     text = artifact_text(run_id, UMAP_MAP)
     return None if text is None else pd.read_csv(io.StringIO(text))
+
+
+def latent_codes(run_id: str) -> pd.DataFrame | None:
+    """A run's logged latent codes (cell id, label where there are labels, ``z0`` ... ``z<k>``, one row per
+    cell) under whichever of its two names (:data:`LATENT_CODES`) the run has, or None where it has none."""
+    client = MlflowClient()
+    logged = {item.path for item in client.list_artifacts(run_id, "latent")}
+    for path in LATENT_CODES:
+        if path in logged:
+            with tempfile.TemporaryDirectory() as scratch:
+                local = client.download_artifacts(run_id, path, scratch)
+                return pd.read_parquet(local) if path.endswith(".parquet") else pd.read_csv(local)
+    return None

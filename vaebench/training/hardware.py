@@ -23,6 +23,19 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def peak_rss_mb() -> float:
+    """The peak resident memory of this process so far, in MB of 2**20 bytes (``getrusage``'s
+    ``ru_maxrss``: KiB on Linux, bytes on macOS); NaN where there is no ``resource`` module (Windows).
+
+    A peak so far only rises: read at the end of each stage, a stage's own peak shows where it rises."""
+    try:
+        import resource
+    except ImportError:
+        return float("nan")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if platform.system() == "Darwin" else peak / 1024
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` is CUDA where it is available and the CPU otherwise."""
     if device == "auto":
