@@ -85,6 +85,8 @@ class RunOutcome:
         metrics = dict(self.evaluation.metrics)
         metrics["train.seconds"] = self.training.seconds
         metrics["train.cpu_seconds"] = self.training.cpu_seconds
+        if self.training.encode_seconds:
+            metrics["eval.seconds.encode"] = self.training.encode_seconds
         if self.training.epochs:
             metrics["train.seconds_per_epoch"] = self.training.seconds_per_epoch
             metrics["train.final_loss"] = self.training.losses[-1]
@@ -148,7 +150,10 @@ def fit(
     result = train(
         model, X, on_epoch=_with_probe(on_epoch, probe), **training, **optimizer_for(config.variant)
     )
-    return model, encode(model, X), result
+    start = time.perf_counter()
+    latent = encode(model, X)
+    result.encode_seconds = time.perf_counter() - start
+    return model, latent, result
 
 
 def encode_keeping_mode(model: torch.nn.Module, X: Any) -> np.ndarray:
@@ -181,7 +186,9 @@ def fit_and_score(
     evaluation = evaluate_embedding(
         latent, dataset.labels, config.protocol, dataset.X, seed=config.seed, n_jobs=torch.get_num_threads()
     )
+    start = time.perf_counter()
     evaluation.metrics.update(latent_scores(config, dataset, model, latent))
+    evaluation.seconds["collapse"] = time.perf_counter() - start
     peak_mb["evaluate"] = peak_rss_mb()
     return RunOutcome(config, dataset, model, latent, training, evaluation, peak_mb)
 

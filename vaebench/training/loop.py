@@ -41,12 +41,14 @@ class TrainingDiverged(VaebenchError):
 @dataclass
 class TrainResult:
     """What one training run measured: the loss curve, the curve of each named part of the loss (epoch means,
-    summing to the loss), and the timing, with the machine beside it."""
+    summing to the loss), and the timing, with the machine beside it (``encode_seconds``: encoding every
+    cell once trained, where the run's code measured it)."""
 
     losses: list[float] = field(default_factory=list)
     parts: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    encode_seconds: float = 0.0
     threads: int = 1
     device: str = "cpu"
     cpu: str = ""
