@@ -7,7 +7,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics import silhouette_samples
 
-from vaebench.evaluate import ProtocolSettings, evaluate_embedding
+from vaebench.evaluate import ProtocolSettings, evaluate_embedding, scib
+from vaebench.evaluate.metrics import silhouette
 from vaebench.evaluate.neighbours import knn_preservation, trustworthiness
 from vaebench.evaluate.scib import asw_label, clisi, isolated_label, leiden_nmi_ari
 from vaebench.evaluate.subsample import dense_rows, sampled_rows, uniform_sample
@@ -89,6 +90,17 @@ def test_isolated_labels_are_those_in_fewest_batches() -> None:
     widths = (silhouette_samples(coords, labels) + 1) / 2
     assert isolated_label(coords, labels, batches=batches) == pytest.approx(widths[rare].mean())
     assert isolated_label(coords, labels) > isolated_label(coords, labels, batches=batches) + 0.2
+
+
+def test_silhouettes_do_not_depend_on_the_size_of_their_distance_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    coords, labels = separated()
+    coords = coords + np.random.default_rng(1).normal(0, 12, coords.shape)  # overlapping: a mid score
+    scores = {"silhouette": silhouette, "asw_label": asw_label, "isolated_label": isolated_label}
+    whole = {name: score(coords, labels) for name, score in scores.items()}  # one block of distances
+    monkeypatch.setattr(scib, "DISTANCE_BLOCK_MB", 0.01)  # 5 of the 195 cells' rows a block
+    assert {name: score(coords, labels) for name, score in scores.items()} == whole  # to the bit
 
 
 def input_and_projection(seed: int = 0, dims: int = 4) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,8 @@ import torch
 from vaebench.errors import VaebenchError
 from vaebench.models import ModelOptions, get_model
 from vaebench.models.base import LatentModel, LossTerms
+from vaebench.training import hardware
+from vaebench.training.hardware import keep_freed_memory, release_freed_memory
 from vaebench.training.loop import TrainingDiverged, TrainResult, as_tensor, encode, seed_everything, train
 
 
@@ -67,6 +71,63 @@ def test_timing_and_machine_are_recorded() -> None:
     assert result.seconds_per_epoch == pytest.approx(result.seconds / 3)
     assert result.threads == torch.get_num_threads()
     assert result.cpu
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (2.33 and later): ``hblkhd`` is the bytes held in mmapped blocks."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in [
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        ]
+    ]
+
+
+def _served_by_mmap(size: int) -> bool:
+    """Whether glibc serves a block of ``size`` bytes from its own ``mmap`` (given back to the kernel on
+    free) rather than from the heap."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    before = libc.mallinfo2().hblkhd
+    block = libc.malloc(size)
+    try:
+        return libc.mallinfo2().hblkhd >= before + size
+    finally:
+        libc.free(block)
+
+
+@pytest.mark.skipif(
+    hardware._glibc() is None or not hasattr(hardware._glibc(), "mallinfo2"), reason="glibc 2.33+ only"
+)
+def test_the_training_loops_malloc_setting_ends_with_a_release_and_applies_again() -> None:
+    size = 8 << 20  # a batch buffer's size at PBMC3k's width is 14 MB
+    try:
+        assert keep_freed_memory()
+        assert not _served_by_mmap(size)  # kept in the heap for the next batch
+        assert release_freed_memory()
+        assert _served_by_mmap(size)  # glibc's default: freed blocks go back to the kernel
+        assert keep_freed_memory()  # a later run's training loop in the same process gets it again
+        assert not _served_by_mmap(size)
+    finally:
+        release_freed_memory()
+
+
+def test_the_malloc_settings_are_a_no_op_off_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "_glibc", lambda: None)
+    assert keep_freed_memory() is False
+    assert release_freed_memory() is False
 
 
 class _DivergesAtEpochThree(LatentModel):

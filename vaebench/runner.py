@@ -42,7 +42,13 @@ from vaebench.evaluate.collapse import collapse_scores
 from vaebench.evaluate.subsample import take
 from vaebench.models import get_model
 from vaebench.models.architecture import optimizer_for
-from vaebench.training.hardware import cpu_name, peak_rss_mb, resolve_device, set_threads
+from vaebench.training.hardware import (
+    cpu_name,
+    peak_rss_mb,
+    release_freed_memory,
+    resolve_device,
+    set_threads,
+)
 from vaebench.training.loop import (
     EpochCallback,
     TrainResult,
@@ -183,6 +189,7 @@ def fit_and_score(
     peak_mb = {"data": peak_rss_mb()}
     model, latent, training = fit(config, dataset, on_epoch)
     peak_mb["train"] = peak_rss_mb()
+    release_freed_memory()  # the training loop's malloc setting ends with training
     evaluation = evaluate_embedding(
         latent, dataset.labels, config.protocol, dataset.X, seed=config.seed, n_jobs=torch.get_num_threads()
     )

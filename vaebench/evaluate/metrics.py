@@ -56,7 +56,9 @@ def silhouette(embedding: np.ndarray, labels: np.ndarray) -> float:
     Rousseeuw (1987), "Silhouettes: a graphical aid to the interpretation and validation of cluster
     analysis", J. Comput. Appl. Math. 20. (scib-metrics rescales it to [0, 1]; this is the raw width.)
     """
-    return float(skm.silhouette_score(embedding, labels, metric="euclidean"))
+    return float(
+        skm.silhouette_score(embedding, labels, metric="euclidean", working_memory=scib.DISTANCE_BLOCK_MB)
+    )
 
 
 @dataclass(frozen=True)
