@@ -1,8 +1,8 @@
 """A run's peak memory by group of metrics: the peak of the whole should be its largest stage's, not a sum.
 
-Raw counts of ``synthetic_counts`` (default 20,000 cells x 2,000 genes, sparse) are written as an
-``.h5ad`` once, the preprocessing cache is filled by one run, and then each group runs in its own fresh
-process, as a user types it:
+Raw counts of ``synthetic_counts`` (default 20,000 cells x 2,000 genes, sparse) are written as an ``.h5ad``
+once, as ``scale.py`` writes them; the preprocessing cache is filled by one run, and then each group runs
+in its own fresh process, as a user types it:
 
     vaebench run --model pca --data counts.h5ad --label-key cell_type --preprocess standard --no-tsne-3d \
         --threads 1 --metrics GROUP
@@ -71,7 +71,7 @@ def main() -> None:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     path = args.data_dir / f"counts_{args.cells}x{args.genes}_seed0.h5ad"
     if not path.exists():
-        make_counts(path, args.cells, args.genes, 0)
+        make_counts(path, args.cells, args.genes, 0, workers=1)
     print(f"CPU: {cpu_name()} ({os.cpu_count()} cores)", flush=True)
     peaks: dict[str, list[int]] = {group: [] for group in GROUPS}
     with tempfile.TemporaryDirectory() as scratch:
