@@ -41,12 +41,11 @@ from vaebench.data.stored import StoredCsr, write_h5ad_blocks
 TARGET_SUM = 1e4
 
 
-def _log_normalised(counts: sp.csr_matrix) -> sp.csr_matrix:
-    """A block of raw counts (float32 CSR) normalised to ``TARGET_SUM`` and log1p'd, in a new matrix."""
-    values = counts.copy()
-    normalise_total_in_place(values, target_sum=TARGET_SUM)
-    np.log1p(values.data, out=values.data)  # scanpy's log1p of a CSR matrix, on its values
-    return values
+def _log_normalise_in_place(counts: sp.csr_matrix) -> sp.csr_matrix:
+    """A block of raw counts (float32 CSR, just read) normalised to ``TARGET_SUM`` and log1p'd in place."""
+    normalise_total_in_place(counts, target_sum=TARGET_SUM)
+    np.log1p(counts.data, out=counts.data)  # scanpy's log1p of a CSR matrix, on its values
+    return counts
 
 
 def _kept_genes(
@@ -84,7 +83,7 @@ def variable_genes(matrix: StoredCsr, n_top_genes: int, cells: int = CELLS_PER_B
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for first, counts in _blocks(matrix, cells):
-            moments.add(_log_normalised(counts), first)
+            moments.add(_log_normalise_in_place(counts), first)
         empty_cells = any("zero counts" in str(w.message) for w in caught)
     if empty_cells:
         warnings.warn("Some cells have zero counts", UserWarning, stacklevel=2)

@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -225,10 +226,7 @@ class RunHandle:
         (:func:`~vaebench.evaluate.figures.save_png`)."""
         from vaebench.evaluate.figures import save_png
 
-        folder, name = posixpath.split(artifact_file)
-        with tempfile.TemporaryDirectory() as scratch:
-            save_png(figure, Path(scratch) / name)
-            self.log_file(Path(scratch) / name, folder or None)
+        self._log_written(artifact_file, partial(save_png, figure))
 
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
         """A DataFrame as an artifact in the format its suffix names: ``.parquet`` (zstd-compressed, typed
@@ -239,13 +237,17 @@ class RunHandle:
         URI could sit; numbers cannot hold one.
         """
         if artifact_file.endswith(".parquet"):
-            folder, name = posixpath.split(artifact_file)
-            with tempfile.TemporaryDirectory() as scratch:
-                write_parquet(_redact_strings(table), Path(scratch) / name)
-                self.log_file(Path(scratch) / name, folder or None)
+            self._log_written(artifact_file, partial(write_parquet, _redact_strings(table)))
             return
         text = table.to_markdown() if artifact_file.endswith(".md") else table.to_csv(index=False)
         self.log_text(text, artifact_file)
+
+    def _log_written(self, artifact_file: str, write: Callable[[Path], None]) -> None:
+        """The file ``write(path)`` makes, logged as the artifact ``artifact_file``."""
+        folder, name = posixpath.split(artifact_file)
+        with tempfile.TemporaryDirectory() as scratch:
+            write(Path(scratch) / name)
+            self.log_file(Path(scratch) / name, folder or None)
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, redact(text), artifact_file)
