@@ -62,6 +62,7 @@ def cpu_name() -> str:
     return name()
 
 
+GENERATED_CELLS_PER_BLOCK = 2_000
 _SOURCE = None
 
 
@@ -72,9 +73,6 @@ def _start_worker(source) -> None:  # type: ignore[no-untyped-def]
 
 def _block(index: int):  # type: ignore[no-untyped-def]
     return _SOURCE.block_by_inversion(index, GENERATED_CELLS_PER_BLOCK)
-
-
-GENERATED_CELLS_PER_BLOCK = 2_000
 
 
 def make_counts(path: Path, cells: int, genes: int, seed: int, workers: int = 2) -> None:

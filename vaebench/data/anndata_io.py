@@ -64,10 +64,7 @@ def counts_layer(adata: object, name: str) -> Matrix | None:
 def checked_counts(counts: Matrix, name: str) -> Matrix | None:
     """``counts`` when it holds non-negative integers, else None with a note."""
     if isinstance(counts, StoredCsr):
-        summary = counts.value_summary()
-        holds_counts = summary.size == 0 or (
-            not summary.non_finite and summary.minimum >= 0 and summary.integral
-        )
+        holds_counts = counts.value_summary().holds_counts
     else:
         values = stored_values(counts)
         holds_counts = values.size == 0 or (values.min() >= 0 and np.array_equal(values, np.floor(values)))

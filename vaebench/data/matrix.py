@@ -12,6 +12,7 @@ its values a chunk at a time.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -88,6 +89,13 @@ def digest(matrix: Matrix, update: hashlib._Hash) -> None:
         update.update(np.ascontiguousarray(matrix).data)
 
 
+def memory_blocks(matrix: StoredCsr, cells: int) -> Iterator[tuple[int, sp.csr_matrix]]:
+    """``(first row, rows)`` of a stored matrix, ``cells`` rows at a time, each block as :func:`as_matrix`
+    makes it in memory (float32, sorted indices): what the whole matrix read into memory would hold."""
+    for first, block in matrix.blocks(cells):
+        yield first, as_matrix(block, matrix.path)
+
+
 def _digest_stored(matrix: StoredCsr, update: hashlib._Hash, cells: int = 100_000) -> None:
     """:func:`digest` of a stored matrix a block of cells at a time: the bytes the same matrix would give in
     memory (float32 values, sorted indices, the index types scipy gives it), so a run's data hash does not
@@ -100,8 +108,7 @@ def _digest_stored(matrix: StoredCsr, update: hashlib._Hash, cells: int = 100_00
     update.update(b"csr")
     update.update(np.ascontiguousarray(matrix.indptr, dtype=index_type).data)
     for part in ("indices", "data"):
-        for _, block in matrix.blocks(cells):
-            block = as_matrix(block, matrix.path)
+        for _, block in memory_blocks(matrix, cells):
             values = block.indices.astype(index_type, copy=False) if part == "indices" else block.data
             update.update(np.ascontiguousarray(values).data)
 

@@ -35,10 +35,9 @@ from vaebench.data.blockwise import (
     seurat_selection,
 )
 from vaebench.data.dataset import Dataset
-from vaebench.data.matrix import as_matrix
+from vaebench.data.matrix import memory_blocks
+from vaebench.data.preprocess import TARGET_SUM
 from vaebench.data.stored import StoredCsr, write_h5ad_blocks
-
-TARGET_SUM = 1e4
 
 
 def _log_normalise_in_place(counts: sp.csr_matrix) -> sp.csr_matrix:
@@ -68,21 +67,15 @@ def _kept_genes(
     )
 
 
-def _blocks(matrix: StoredCsr, cells: int) -> Iterator[tuple[int, sp.csr_matrix]]:
-    for first, block in matrix.blocks(cells):
-        yield first, as_matrix(block, matrix.path)  # float32, sorted indices: what the whole would be
-
-
 def variable_genes(matrix: StoredCsr, n_top_genes: int, cells: int = CELLS_PER_BLOCK) -> np.ndarray:
     """The mask of the ``n_top_genes`` most variable genes (all of them when there are no more), from one
     pass over the file; warns once, as scanpy does, when some cells have no counts."""
     if matrix.shape[1] <= n_top_genes:
         return np.ones(matrix.shape[1], dtype=bool)
     moments = GeneMoments(matrix.shape[1])
-    empty_cells = False
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for first, counts in _blocks(matrix, cells):
+        for first, counts in memory_blocks(matrix, cells):
             moments.add(_log_normalise_in_place(counts), first)
         empty_cells = any("zero counts" in str(w.message) for w in caught)
     if empty_cells:
@@ -110,7 +103,7 @@ def prepare_standard_stored(
     def prepared_blocks() -> Iterator[dict[str, sp.csr_matrix]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the empty cells were told of in the first pass
-            for _, counts in _blocks(matrix, cells):
+            for _, counts in memory_blocks(matrix, cells):
                 values, kept_counts = _kept_genes(counts, keep, new_column)
                 yield {"X": values, f"layers/{COUNTS_LAYER}": kept_counts}
 

@@ -29,6 +29,8 @@ from vaebench.errors import VaebenchError
 
 PREPROCESSING = ("none", "study", "standard")
 DEFAULT_N_TOP_GENES = 2000
+TARGET_SUM = 1e4
+"""What ``study`` and ``standard`` scale each cell's counts to before log1p (scanpy's ``normalize_total``)."""
 
 
 def check_mode(mode: str | None) -> None:
@@ -95,7 +97,7 @@ def study_preprocess(adata):  # type: ignore[no-untyped-def]
     adata.var["mt"] = adata.var_names.str.upper().str.startswith("MT-")
     sc.pp.calculate_qc_metrics(adata, qc_vars=["mt"], percent_top=None, log1p=False, inplace=True)
     adata = adata[(adata.obs["n_genes_by_counts"] < 2500) & (adata.obs["pct_counts_mt"] < 5)].copy()
-    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.normalize_total(adata, target_sum=TARGET_SUM)
     sc.pp.log1p(adata)
     # ScaleData centres every gene, so the matrix becomes dense here (2,638 x 13,714 float32: 145 MB).
     if hasattr(adata.X, "toarray"):
@@ -120,9 +122,9 @@ def standard_preprocess(  # type: ignore[no-untyped-def]
     # On CSR, scanpy's results without its copies of the matrix; dense input goes through scanpy.
     blockwise = sp.issparse(adata.X) and adata.X.format == "csr"
     if blockwise:
-        normalise_total_in_place(adata.X, target_sum=1e4)
+        normalise_total_in_place(adata.X, target_sum=TARGET_SUM)
     else:
-        sc.pp.normalize_total(adata, target_sum=1e4)
+        sc.pp.normalize_total(adata, target_sum=TARGET_SUM)
     sc.pp.log1p(adata)
     keep = np.ones(adata.n_vars, dtype=bool)
     if adata.n_vars > n_top_genes and blockwise:

@@ -43,11 +43,23 @@ class ValueSummary:
         self.integral = self.integral and bool(np.all(values == np.floor(values)))
 
     @property
+    def holds_counts(self) -> bool:
+        """Non-negative integers only (or no values): what a counts layer must hold."""
+        return self.size == 0 or (not self.non_finite and self.minimum >= 0 and self.integral)
+
+    @property
     def is_raw_counts(self) -> bool:
         """Non-negative integers, some above 1: :func:`vaebench.data.matrix.is_raw_counts`' rule."""
-        if self.size == 0 or self.non_finite or self.minimum < 0 or self.maximum <= 1:
-            return False
-        return self.integral
+        return self.size > 0 and self.maximum > 1 and self.holds_counts
+
+
+def consecutive_runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, last + 1)`` of each run of consecutive integers in sorted, distinct ``values``: the reads
+    of a file that fetch those rows (or blocks) with one read per run."""
+    if not values.size:
+        return []
+    breaks = np.flatnonzero(np.diff(values) != 1) + 1
+    return [(int(run[0]), int(run[-1]) + 1) for run in np.split(values, breaks)]
 
 
 def is_stored_csr(group: Any) -> bool:
@@ -112,9 +124,7 @@ class StoredCsr:
         if rows.size and (rows.min() < 0 or rows.max() >= self.shape[0]):
             raise IndexError(f"row index out of range for a matrix of {self.shape[0]} rows")
         wanted = np.unique(rows)
-        breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
-        runs = np.split(wanted, breaks) if wanted.size else []
-        parts = [self.rows(int(run[0]), int(run[-1]) + 1) for run in runs]
+        parts = [self.rows(first, stop) for first, stop in consecutive_runs(wanted)]
         block = sp.vstack(parts, format="csr") if parts else self.rows(0, 0)
         return block[np.searchsorted(wanted, rows)]
 

@@ -25,7 +25,7 @@ import torch
 from vaebench.errors import VaebenchError
 from vaebench.models.base import LatentModel, check_loss_terms
 from vaebench.training.hardware import cpu_name, keep_freed_memory
-from vaebench.training.streaming import StreamedRows
+from vaebench.training.streaming import StreamedRows, dense_on
 
 if TYPE_CHECKING:
     from vaebench.data.stored import StoredCsr
@@ -80,16 +80,13 @@ class SparseRows:
         self.device = device
         self.shape = matrix.shape
 
-    def _dense(self, block: sp.csr_matrix) -> torch.Tensor:
-        return torch.from_numpy(block.toarray()).to(self.device, non_blocking=True)
-
     def index_select(self, dim: int, rows: torch.Tensor) -> torch.Tensor:
         if dim != 0:
             raise ValueError("SparseRows selects rows only.")
-        return self._dense(self.matrix[rows.cpu().numpy()])
+        return dense_on(self.matrix[rows.cpu().numpy()], self.device)
 
     def __getitem__(self, rows: slice) -> torch.Tensor:
-        return self._dense(self.matrix[rows])
+        return dense_on(self.matrix[rows], self.device)
 
 
 def as_tensor(

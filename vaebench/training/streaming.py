@@ -17,8 +17,18 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from vaebench.data.stored import consecutive_runs
+
 if TYPE_CHECKING:
     from vaebench.data.stored import StoredCsr
+
+
+def dense_on(block: sp.csr_matrix, device: torch.device) -> torch.Tensor:
+    """Rows of a CSR matrix as a dense float32 tensor on ``device``: the one mini-batch made dense."""
+    dense = block.toarray()
+    if dense.dtype != np.float32:
+        dense = dense.astype(np.float32)
+    return torch.from_numpy(dense).to(device, non_blocking=True)
 
 
 class StreamedRows:
@@ -60,29 +70,20 @@ class StreamedRows:
         blocks = f"block_cells={self.block_cells}, buffer_blocks={self.buffer_blocks}"
         return f"StreamedRows({self.matrix!r}, {blocks})"
 
-    def _dense(self, block: sp.csr_matrix) -> torch.Tensor:
-        dense = block.toarray()
-        if dense.dtype != np.float32:
-            dense = dense.astype(np.float32)
-        return torch.from_numpy(dense).to(self.device, non_blocking=True)
-
     def __getitem__(self, rows: slice) -> torch.Tensor:
         if not isinstance(rows, slice):
             raise TypeError("StreamedRows reads slices of rows only; train with batches().")
         start, stop, step = rows.indices(self.shape[0])
         if step != 1:
             raise ValueError("StreamedRows reads consecutive rows only (a slice with step 1).")
-        return self._dense(self.matrix.rows(start, stop))
+        return dense_on(self.matrix.rows(start, stop), self.device)
 
     def _read_blocks(self, blocks: np.ndarray, carried: sp.csr_matrix) -> sp.csr_matrix:
         """The rows carried over, then the cells of ``blocks`` (sorted), each run of adjacent blocks one
         read of the file."""
         parts = [carried] if carried.shape[0] else []
-        breaks = np.flatnonzero(np.diff(blocks) != 1) + 1
-        for run in np.split(blocks, breaks):
-            parts.append(
-                self.matrix.rows(int(run[0]) * self.block_cells, (int(run[-1]) + 1) * self.block_cells)
-            )
+        for first, stop in consecutive_runs(blocks):
+            parts.append(self.matrix.rows(first * self.block_cells, stop * self.block_cells))
         return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
 
     def batches(self, batch_size: int, seed: int, epoch: int) -> Iterator[torch.Tensor]:
@@ -107,6 +108,6 @@ class StreamedRows:
             last = first + self.buffer_blocks >= n_blocks
             whole = n_rows if last else n_rows - n_rows % batch_size
             for start in range(0, whole, batch_size):
-                yield self._dense(buffer[start : min(start + batch_size, whole)])
+                yield dense_on(buffer[start : min(start + batch_size, whole)], self.device)
             carried = buffer[whole:]
             del buffer
